@@ -1,0 +1,189 @@
+"""A small typed client for PassPurchase objects on the Kubernetes API (kubernetes_asyncio underneath).
+
+The gateway, the controller and the CLI all go through this module, so that errors are mapped to
+a few exceptions with a meaning (not found, conflict, unavailable) in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import aiohttp
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from passops.resource import GROUP, PLURAL, VERSION
+
+Body = dict[str, Any]
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """The Kubernetes API refused or failed a request."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    pass
+
+
+class AlreadyExists(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    """The object changed since it was read (a stale resourceVersion)."""
+
+
+class Invalid(KubeError):
+    """The API rejected the object as invalid (e.g. schema validation): retrying will not help."""
+
+
+class Unavailable(KubeError):
+    """The API could not be reached or answered with a server error: worth retrying."""
+
+
+def _translate(exc: BaseException, what: str) -> KubeError:
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        reason = ""
+        try:
+            payload = json.loads(exc.body or "{}")
+            reason = str(payload.get("reason") or "")
+            message = str(payload.get("message") or exc.reason or "")
+        except (ValueError, TypeError, AttributeError):
+            message = str(exc.reason or "")
+        text = f"{what}: HTTP {status} {message}".strip()
+        if status == 404:
+            return NotFound(text, status=status)
+        if status == 409 and reason == "AlreadyExists":
+            return AlreadyExists(text, status=status)
+        if status == 409:
+            return Conflict(text, status=status)
+        if status in (400, 422):
+            return Invalid(text, status=status)
+        if status in (401, 403):
+            return KubeError(text, status=status)
+        return Unavailable(text, status=status)
+    return Unavailable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))
+
+
+async def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """The standard connection: in-cluster service account, else KUBECONFIG / ~/.kube/config."""
+    configuration = client.Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration=configuration)
+
+
+class PurchaseClient:
+    """CRUD on PassPurchase objects of one namespace."""
+
+    def __init__(self, api_client: client.ApiClient, namespace: str, *, timeout: float = 10.0) -> None:
+        self._api = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._ext = client.ApiextensionsV1Api(api_client)
+        self.namespace = namespace
+        self._timeout = timeout
+
+    async def _call(self, what: str, coro: Any) -> Body:
+        try:
+            return cast(Body, await asyncio.wait_for(coro, timeout=self._timeout))
+        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _translate(exc, what) from None
+
+    async def get(self, name: str) -> Body:
+        return await self._call(
+            f"get {PLURAL}/{name}",
+            self._api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name),
+        )
+
+    async def find(self, name: str) -> Body | None:
+        try:
+            return await self.get(name)
+        except NotFound:
+            return None
+
+    async def list(self, label_selector: str | None = None) -> list[Body]:
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        result = await self._call(
+            f"list {PLURAL}",
+            self._api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, **kwargs),
+        )
+        return list(result.get("items") or [])
+
+    async def create(self, body: Body) -> Body:
+        return await self._call(
+            f"create {PLURAL}",
+            self._api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body),
+        )
+
+    async def replace(self, body: Body) -> Body:
+        """Replace the whole object; fails with Conflict if metadata.resourceVersion is stale."""
+        name = body["metadata"]["name"]
+        return await self._call(
+            f"replace {PLURAL}/{name}",
+            self._api.replace_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, body),
+        )
+
+    async def patch(self, name: str, patch: Mapping[str, Any]) -> Body:
+        """A JSON merge patch of the main resource (spec, labels, annotations; never status)."""
+        return await self._call(
+            f"patch {PLURAL}/{name}",
+            self._api.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, dict(patch), _content_type=_MERGE_PATCH
+            ),
+        )
+
+    async def patch_status(self, name: str, status: Mapping[str, Any]) -> Body:
+        """A JSON merge patch of the status subresource."""
+        return await self._call(
+            f"patch {PLURAL}/{name}/status",
+            self._api.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                {"status": dict(status)},
+                _content_type=_MERGE_PATCH,
+            ),
+        )
+
+    async def delete(self, name: str) -> None:
+        await self._call(
+            f"delete {PLURAL}/{name}",
+            self._api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name),
+        )
+
+    async def crd_established(self) -> bool:
+        """Whether the CRD is installed and established (for readiness probes)."""
+        try:
+            crd = await asyncio.wait_for(
+                self._ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}"), timeout=self._timeout
+            )
+        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _translate(exc, "get crd") from None
+        conditions = (crd.status.conditions if crd.status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+@asynccontextmanager
+async def purchase_client(
+    namespace: str, kubeconfig: str | None = None, *, timeout: float = 10.0
+) -> AsyncIterator[PurchaseClient]:
+    api_client = await load_api_client(kubeconfig)
+    try:
+        yield PurchaseClient(api_client, namespace, timeout=timeout)
+    finally:
+        await api_client.close()
