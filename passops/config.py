@@ -56,6 +56,13 @@ class Settings:
     metrics_port: int = 9090
     default_tenant: str = "default"
     backoff: Backoff = Backoff()
+    # After this long without success, transient failures also set Stalled (alerts key on it).
+    stalled_after: float = 600.0
+    # How often something only a person can fix (an unknown price) is re-checked.
+    recheck_interval: float = 600.0
+    # Ready purchases older than this are deleted from the cluster (the database keeps the row).
+    retention: float = 7 * 24 * 3600.0
+    workers: int = 4
 
     def __repr__(self) -> str:  # never print secrets, even by accident in a traceback
         return (

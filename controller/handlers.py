@@ -1,0 +1,64 @@
+"""The kopf layer: a thin shell that feeds watch events to the Controller and posts its Events.
+
+kopf provides the watch (with reconnects and re-listing), authentication and Event posting; all
+decisions live in plain modules. Only `on.event` is used: kopf's change handlers keep their own
+progress and retry state, which would get in the way of a force-resync during a retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from controller.events import Event
+from controller.runner import Controller
+from passops.resource import GROUP, PLURAL, VERSION
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.peering.standalone = True
+    # Our Events are explicit (kopf.event); kopf's own log lines stay in the log, not in Events.
+    settings.posting.level = logging.WARNING
+    # kopf must not write status.kopf (pruned by the schema) nor use its default annotation prefix.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    return settings
+
+
+def post_event(body: Mapping[str, Any], event: Event) -> None:
+    kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])  # type: ignore[arg-type]
+
+
+def build_registry(controller: Controller, workers: int) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    tasks: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry)
+    async def start_workers(**_: Any) -> None:
+        # Started from here so that the workers run in kopf's context, where kopf.event() works.
+        tasks.append(asyncio.create_task(controller.run_workers(workers), name="passops-workers"))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_workers(**_: Any) -> None:
+        controller.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def watched(event: Mapping[str, Any], **_: Any) -> None:
+        body = event.get("object")
+        if isinstance(body, Mapping):
+            controller.observe(body, deleted=event.get("type") == "DELETED")
+
+    return registry

@@ -1,0 +1,56 @@
+"""Run the controller: database, Kubernetes client, metrics endpoint and the kopf operator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import kopf
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+from controller.handlers import build_registry, kopf_settings, post_event
+from controller.metrics import ControllerMetrics, PopulationCollector
+from controller.reconcile import Reconciler
+from controller.runner import Controller
+from passops.config import Settings
+from passops.kube import purchase_client
+
+logger = logging.getLogger("passops.controller")
+
+
+async def run_controller(
+    settings: Settings,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    serve_metrics: bool = True,
+    registry: CollectorRegistry = REGISTRY,
+) -> None:
+    from controller.ledger_adapter import open_ledger  # the database layer, imported late for the CLI
+
+    if not settings.database_url:
+        raise ValueError("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)")
+    metrics = ControllerMetrics(registry)
+    async with open_ledger(settings.database_url, metrics) as ledger, purchase_client(settings.namespace) as purchases:
+        reconciler = Reconciler(
+            ledger=ledger,
+            user_policy=settings.user_policy,
+            default_tenant=settings.default_tenant,
+            line_items=None,
+        )
+        controller = Controller(purchases, reconciler, settings, metrics, post_event)
+        registry.register(PopulationCollector(controller.views))
+        if serve_metrics:
+            start_http_server(settings.metrics_port, registry=registry)
+            logger.info("metrics on :%d/metrics", settings.metrics_port)
+        try:
+            await kopf.operator(
+                registry=build_registry(controller, settings.workers),
+                settings=kopf_settings(),
+                namespaces=[settings.namespace],
+                standalone=True,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
+        finally:
+            controller.stop()

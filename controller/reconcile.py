@@ -1,0 +1,320 @@
+"""The reconciliation rules of a PassPurchase: plain async Python, no Kubernetes and no kopf.
+
+Level-triggered: every visit decides from the current spec and the database alone, never from
+which event arrived last, so replays, reordering and restarts converge on the same row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from controller.conditions import (
+    PAYMENT_CONFIRMED,
+    READY,
+    RECONCILING,
+    STALLED,
+    USER_RESOLVED,
+    Condition,
+)
+from controller.conditions import Status as S
+from controller.outcome import ErrorInfo, Outcome, Requeue, Result
+from controller.purchase import PurchaseView
+from passops.config import UserPolicy
+from passops.resource import Phase
+
+
+class TransientError(Exception):
+    """A dependency is down or slow (database, Stripe API): retry with backoff."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ResolvedUser:
+    user_id: int
+    matched_by: str  # reference | customer | email | created
+
+
+@dataclass(frozen=True)
+class ResolvedPass:
+    pass_id: str
+    price_id: str | None
+    duration_days: int | None
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    tenant: str
+    checkout_session_id: str
+    user_id: int
+    pass_id: str
+    purchased_at: datetime | None
+    duration_days: int | None
+    stripe_subscription_id: str | None
+    stripe_customer_id: str | None
+    source: str
+    livemode: bool
+    amount_total: int | None
+    currency: str | None
+
+
+class Ledger(Protocol):
+    """What reconciliation needs from the database; transient failures raise TransientError."""
+
+    async def resolve_user(
+        self, tenant: str, reference: str | None, customer_id: str | None, email: str | None, *, create: bool
+    ) -> ResolvedUser | None: ...
+
+    async def resolve_pass(self, tenant: str, pass_id: str | None, price_id: str | None) -> ResolvedPass | None: ...
+
+    async def record_subscription(self, request: SubscriptionRequest) -> int: ...
+
+
+class LineItems(Protocol):
+    """Looks up the price ids of a Checkout Session's line items (the Stripe API)."""
+
+    async def price_ids(self, checkout_session_id: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    ledger: Ledger
+    user_policy: UserPolicy
+    default_tenant: str
+    line_items: LineItems | None = None
+
+    async def reconcile(self, purchase: PurchaseView) -> Outcome:
+        if purchase.paused:
+            return _paused(purchase)
+        if purchase.payment_failed:
+            return _payment_failed()
+        if not purchase.payment_confirmed:
+            return _awaiting_payment()
+        try:
+            return await self._reconcile_paid(purchase)
+        except TransientError as exc:
+            return _transient(exc, purchase)
+
+    async def _reconcile_paid(self, purchase: PurchaseView) -> Outcome:
+        paid = Condition(PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}")
+        session_id = purchase.checkout_session_id
+        if not session_id:  # the schema requires it; guard against objects written around the schema
+            return _stalled("InvalidSpec", "spec.checkoutSessionId is empty", paid, _unknown_user("InvalidSpec"))
+        tenant = purchase.tenant or self.default_tenant
+
+        create = self.user_policy is UserPolicy.CREATE
+        user = await self.ledger.resolve_user(
+            tenant, purchase.user_reference, purchase.stripe_customer_id, purchase.email, create=create
+        )
+        if user is None:
+            if not (purchase.user_reference or purchase.stripe_customer_id or purchase.email):
+                return _stalled(
+                    "NoUserIdentity",
+                    "the session carries no client_reference_id, customer or email to find the user by",
+                    paid,
+                    Condition(USER_RESOLVED, S.FALSE, "NoUserIdentity", "nothing to look the user up by"),
+                )
+            who = _identity(purchase)
+            message = f"no user {who} yet; policy 'wait' retries until the app creates it"
+            return Outcome(
+                phase=Phase.PENDING,
+                result=Result.RETRY,
+                requeue=Requeue.BACKOFF,
+                error=ErrorInfo("UserNotFound", message),
+                conditions=(
+                    Condition(READY, S.FALSE, "UserNotFound", message),
+                    Condition(RECONCILING, S.TRUE, "UserNotFound", "waiting for the user to exist"),
+                    Condition(STALLED, S.FALSE, "UserNotFound", "retrying with backoff"),
+                    paid,
+                    Condition(USER_RESOLVED, S.FALSE, "UserNotFound", message),
+                ),
+            )
+        found = Condition(USER_RESOLVED, S.TRUE, f"MatchedBy{user.matched_by.title()}", f"user {user.user_id}")
+
+        pass_ = await self._resolve_pass(tenant, purchase)
+        if pass_ is None:
+            what = (
+                f"pass {purchase.pass_id!r}"
+                if purchase.pass_id
+                else f"price {purchase.price_id!r}"
+                if purchase.price_id
+                else "the session's line items"
+            )
+            return _stalled(
+                "UnknownPrice",
+                f"{what} is not in the pass catalog of tenant {tenant!r}; add it with `passops catalog add`",
+                paid,
+                found,
+                requeue=Requeue.SLOW,
+                user_id=user.user_id,
+            )
+
+        subscription_id = await self.ledger.record_subscription(
+            SubscriptionRequest(
+                tenant=tenant,
+                checkout_session_id=session_id,
+                user_id=user.user_id,
+                pass_id=pass_.pass_id,
+                purchased_at=purchase.purchased_at,
+                duration_days=pass_.duration_days,
+                stripe_subscription_id=_opt_str(purchase.spec.get("subscriptionId")),
+                stripe_customer_id=purchase.stripe_customer_id,
+                source=str(purchase.spec.get("source") or "webhook"),
+                livemode=bool(purchase.spec.get("livemode", False)),
+                amount_total=_opt_int(purchase.spec.get("amountTotal")),
+                currency=_opt_str(purchase.spec.get("currency")),
+            )
+        )
+        message = f"subscription {subscription_id} for user {user.user_id}, pass {pass_.pass_id}"
+        return Outcome(
+            phase=Phase.READY,
+            result=Result.READY,
+            user_id=user.user_id,
+            subscription_id=subscription_id,
+            conditions=(
+                Condition(READY, S.TRUE, "SubscriptionActive", message),
+                Condition(RECONCILING, S.FALSE, "SubscriptionActive", "nothing left to do"),
+                Condition(STALLED, S.FALSE, "SubscriptionActive", "nothing left to do"),
+                paid,
+                found,
+            ),
+        )
+
+    async def _resolve_pass(self, tenant: str, purchase: PurchaseView) -> ResolvedPass | None:
+        if purchase.pass_id or purchase.price_id:
+            return await self.ledger.resolve_pass(tenant, purchase.pass_id, purchase.price_id)
+        if self.line_items is None or not purchase.checkout_session_id:
+            return None
+        for price_id in await self.line_items.price_ids(purchase.checkout_session_id):
+            found = await self.ledger.resolve_pass(tenant, None, price_id)
+            if found is not None:
+                return found
+        return None
+
+
+def _identity(purchase: PurchaseView) -> str:
+    if purchase.user_reference:
+        return f"with reference {purchase.user_reference!r}"
+    if purchase.stripe_customer_id:
+        return f"with Stripe customer {purchase.stripe_customer_id!r}"
+    return "with that email"  # an email is personal data: not in status or Events
+
+
+def _unknown_user(reason: str) -> Condition:
+    return Condition(USER_RESOLVED, S.UNKNOWN, reason, "not looked up yet")
+
+
+def _paused(purchase: PurchaseView) -> Outcome:
+    message = "paused by the passops.dev/paused annotation: no database writes, no retries"
+    previous = {str(c.get("type")): c for c in purchase.status.get("conditions") or () if isinstance(c, dict)}
+
+    def kept(type_: str) -> Condition:
+        # Pausing changes nothing that was true: keep what the last visit found, as it found it.
+        old = previous.get(type_)
+        if old is None:
+            return Condition(type_, S.UNKNOWN, "Paused", message)
+        return Condition(type_, S(str(old.get("status"))), str(old.get("reason")), str(old.get("message")))
+
+    return Outcome(
+        phase=Phase.PAUSED,
+        result=Result.PAUSED,
+        conditions=(
+            kept(READY),
+            Condition(RECONCILING, S.FALSE, "Paused", message),
+            Condition(STALLED, S.FALSE, "Paused", message),
+            kept(PAYMENT_CONFIRMED),
+            kept(USER_RESOLVED),
+        ),
+    )
+
+
+def _payment_failed() -> Outcome:
+    message = "the asynchronous payment failed (checkout.session.async_payment_failed); no pass is granted"
+    return Outcome(
+        phase=Phase.FAILED,
+        result=Result.FAILED,
+        conditions=(
+            Condition(READY, S.FALSE, "PaymentFailed", message),
+            Condition(RECONCILING, S.FALSE, "PaymentFailed", message),
+            Condition(STALLED, S.TRUE, "PaymentFailed", message),
+            Condition(PAYMENT_CONFIRMED, S.FALSE, "PaymentFailed", message),
+            _unknown_user("PaymentFailed"),
+        ),
+    )
+
+
+def _awaiting_payment() -> Outcome:
+    message = "waiting for checkout.session.async_payment_succeeded (bank debit or voucher payment)"
+    return Outcome(
+        phase=Phase.AWAITING_PAYMENT,
+        result=Result.WAITING,
+        conditions=(
+            Condition(READY, S.FALSE, "AwaitingPayment", message),
+            Condition(RECONCILING, S.TRUE, "AwaitingPayment", message),
+            Condition(STALLED, S.FALSE, "AwaitingPayment", message),
+            Condition(PAYMENT_CONFIRMED, S.FALSE, "AwaitingPayment", message),
+            _unknown_user("AwaitingPayment"),
+        ),
+    )
+
+
+def _stalled(
+    reason: str,
+    message: str,
+    payment: Condition,
+    user: Condition,
+    *,
+    requeue: Requeue = Requeue.NONE,
+    user_id: int | None = None,
+) -> Outcome:
+    return Outcome(
+        phase=Phase.RECONCILING,
+        result=Result.STALLED,
+        requeue=requeue,
+        error=ErrorInfo(reason, message),
+        user_id=user_id,
+        conditions=(
+            Condition(READY, S.FALSE, reason, message),
+            Condition(RECONCILING, S.FALSE, reason, "a person must act; see Stalled"),
+            Condition(STALLED, S.TRUE, reason, message),
+            payment,
+            user,
+        ),
+    )
+
+
+def _transient(exc: TransientError, purchase: PurchaseView) -> Outcome:
+    previous = {str(c.get("type")): c for c in purchase.status.get("conditions") or () if isinstance(c, dict)}
+    payment = Condition(PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}")
+    old_user = previous.get(USER_RESOLVED)
+    user = (
+        Condition(USER_RESOLVED, S(str(old_user.get("status"))), str(old_user.get("reason")), str(old_user.get("message")))
+        if old_user is not None and old_user.get("status") in ("True", "False", "Unknown")
+        else _unknown_user(exc.reason)
+    )
+    return Outcome(
+        phase=Phase.RECONCILING,
+        result=Result.RETRY,
+        requeue=Requeue.BACKOFF,
+        error=ErrorInfo(exc.reason, exc.message),
+        conditions=(
+            Condition(READY, S.FALSE, exc.reason, exc.message),
+            Condition(RECONCILING, S.TRUE, exc.reason, "retrying with backoff"),
+            Condition(STALLED, S.FALSE, exc.reason, "retrying with backoff"),
+            payment,
+            user,
+        ),
+    )
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
