@@ -149,7 +149,9 @@ def test_client_reference_id_wins_over_metadata_user_id() -> None:
 
 def test_email_falls_back_to_customer_email() -> None:
     session = se.paid_session(email=None, customer_email="fallback@example.com")
-    assert _facts(se.event(se.CHECKOUT_COMPLETED, session)).spec["customer"]["email"] == "fallback@example.com"
+    assert (
+        _facts(se.event(se.CHECKOUT_COMPLETED, session)).spec["customer"]["email"] == "fallback@example.com"
+    )
 
 
 def test_guest_checkout_without_metadata_uses_default_tenant_and_omits_missing_facts() -> None:
@@ -202,7 +204,13 @@ def test_malformed_body_is_refused(body: bytes) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [None, {}, {"object": None}, {"object": {"object": "charge", "id": "ch_1"}}, {"object": {"mode": "payment"}}],
+    [
+        None,
+        {},
+        {"object": None},
+        {"object": {"object": "charge", "id": "ch_1"}},
+        {"object": {"mode": "payment"}},
+    ],
     ids=["no-data", "no-object", "null-object", "not-a-session", "no-session-id"],
 )
 def test_handled_event_without_a_session_is_malformed(data: Any) -> None:

@@ -64,7 +64,9 @@ def test_inputs_are_not_mutated() -> None:
         (None, None, None),
     ],
 )
-def test_payment_status_only_moves_forward(current: str | None, incoming: str | None, expected: str | None) -> None:
+def test_payment_status_only_moves_forward(
+    current: str | None, incoming: str | None, expected: str | None
+) -> None:
     assert merge_payment_status(current, incoming) == expected
 
 
@@ -106,13 +108,13 @@ def test_redelivery_changes_nothing() -> None:
 
 
 def test_every_delivery_order_converges_on_the_same_spec() -> None:
-    completed = {
+    completed: dict[str, Any] = {
         "checkoutSessionId": "cs_1",
         "tenant": "acme",
         "paymentStatus": "unpaid",
         "events": [_event(1)],
     }
-    succeeded = {
+    succeeded: dict[str, Any] = {
         "checkoutSessionId": "cs_1",
         "tenant": "acme",
         "customer": {"userId": "u"},
@@ -133,5 +135,9 @@ def test_every_delivery_order_converges_on_the_same_spec() -> None:
 def test_labels_are_added_when_missing_but_never_changed() -> None:
     current = {LABEL_TENANT: "acme", LABEL_PHASE: "Ready"}
     incoming = {LABEL_TENANT: "other", LABEL_CUSTOMER: "cus_1"}
-    assert merge_labels(current, incoming) == {LABEL_TENANT: "acme", LABEL_PHASE: "Ready", LABEL_CUSTOMER: "cus_1"}
+    assert merge_labels(current, incoming) == {
+        LABEL_TENANT: "acme",
+        LABEL_PHASE: "Ready",
+        LABEL_CUSTOMER: "cus_1",
+    }
     assert merge_labels(None, {}) == {}

@@ -84,7 +84,9 @@ def test_rotation_either_configured_secret_verifies(webhook_secret: str, second_
     verify(BODY, se.sign(BODY, second_webhook_secret), configured)
 
 
-def test_rotation_header_with_two_signatures_verifies(webhook_secret: str, second_webhook_secret: str) -> None:
+def test_rotation_header_with_two_signatures_verifies(
+    webhook_secret: str, second_webhook_secret: str
+) -> None:
     """While a secret rolls, Stripe sends one v1 per secret; knowing only the new one suffices."""
     header = se.sign_many(BODY, [se.webhook_secret(), second_webhook_secret])
     verify(BODY, header, [webhook_secret, second_webhook_secret])
