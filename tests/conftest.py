@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.kube",
     "tests.fixtures.stripe",
+    "tests.fixtures.realk8s",
 ]
