@@ -14,16 +14,16 @@ from typing import Any
 
 import kopf
 
-from controller.events import Event
 from controller.runner import Controller
+from passops.kube import load_configuration
 from passops.resource import GROUP, PLURAL, VERSION
 
 
 def kopf_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.peering.standalone = True
-    # Our Events are explicit (kopf.event); kopf's own log lines stay in the log, not in Events.
-    settings.posting.level = logging.WARNING
+    # Our Events are posted by the controller itself; kopf's log lines stay in the log.
+    settings.posting.enabled = False
     # kopf must not write status.kopf (pruned by the schema) nor use its default annotation prefix.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -35,13 +35,31 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-def post_event(body: Mapping[str, Any], event: Event) -> None:
-    kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])  # type: ignore[arg-type]
+async def connection_info() -> kopf.ConnectionInfo:
+    """kopf logs in exactly as passops' own client does (kubeconfig incl. exec plugins, or in-cluster)."""
+    configuration = await load_configuration()
+    authorization = str((configuration.api_key or {}).get("authorization") or "")
+    scheme, _, token = authorization.partition(" ")
+    return kopf.ConnectionInfo(
+        server=str(configuration.host),
+        ca_path=configuration.ssl_ca_cert or None,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file or None,
+        private_key_path=configuration.key_file or None,
+        username=configuration.username or None,
+        password=configuration.password or None,
+    )
 
 
 def build_registry(controller: Controller, workers: int) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     tasks: list[asyncio.Task[None]] = []
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return await connection_info()
 
     @kopf.on.startup(registry=registry)
     async def start_workers(**_: Any) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
-from controller.handlers import build_registry, kopf_settings, post_event
+from controller.events import Event
+from controller.handlers import build_registry, kopf_settings
 from controller.metrics import ControllerMetrics, PopulationCollector
 from controller.reconcile import Reconciler
 from controller.runner import Controller
@@ -16,6 +19,7 @@ from passops.config import Settings
 from passops.kube import purchase_client
 
 logger = logging.getLogger("passops.controller")
+COMPONENT = "passops-controller"
 
 
 async def run_controller(
@@ -38,6 +42,11 @@ async def run_controller(
             default_tenant=settings.default_tenant,
             line_items=None,
         )
+        async def post_event(body: Mapping[str, Any], event: Event) -> None:
+            await purchases.post_event(
+                body, type=event.type, reason=event.reason, message=event.message, component=COMPONENT
+            )
+
         controller = Controller(purchases, reconciler, settings, metrics, post_event)
         registry.register(PopulationCollector(controller.views))
         if serve_metrics:

@@ -7,7 +7,7 @@ which event arrived last, so replays, reordering and restarts converge on the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from controller.conditions import (
@@ -34,6 +34,15 @@ class TransientError(Exception):
         self.message = message
 
 
+class PermanentError(Exception):
+    """The data contradicts itself in a way retrying will not fix: a person must look (Stalled)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 @dataclass(frozen=True)
 class ResolvedUser:
     user_id: int
@@ -53,7 +62,7 @@ class SubscriptionRequest:
     checkout_session_id: str
     user_id: int
     pass_id: str
-    purchased_at: datetime | None
+    purchased_at: datetime
     duration_days: int | None
     stripe_subscription_id: str | None
     stripe_customer_id: str | None
@@ -99,6 +108,9 @@ class Reconciler:
             return await self._reconcile_paid(purchase)
         except TransientError as exc:
             return _transient(exc, purchase)
+        except PermanentError as exc:
+            paid = Condition(PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}")
+            return _stalled(exc.reason, exc.message, paid, _unknown_user(exc.reason), requeue=Requeue.SLOW)
 
     async def _reconcile_paid(self, purchase: PurchaseView) -> Outcome:
         paid = Condition(PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}")
@@ -160,7 +172,7 @@ class Reconciler:
                 checkout_session_id=session_id,
                 user_id=user.user_id,
                 pass_id=pass_.pass_id,
-                purchased_at=purchase.purchased_at,
+                purchased_at=purchase.purchased_at or purchase.created_at or datetime.now(UTC),
                 duration_days=pass_.duration_days,
                 stripe_subscription_id=_opt_str(purchase.spec.get("subscriptionId")),
                 stripe_customer_id=purchase.stripe_customer_id,

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ from passops.resource import LABEL_PHASE, Phase
 
 logger = logging.getLogger("passops.controller")
 
-EventSink = Callable[[Mapping[str, Any], Event], None]
+EventSink = Callable[[Mapping[str, Any], Event], Awaitable[None]]
 
 
 class Clock(Protocol):
@@ -152,13 +152,20 @@ class Controller:
             self.cache[name] = updated
 
         for event in transition_events(purchase, plan):
-            self.emit(updated, event)
+            await self._emit(updated, event)
         self._log(purchase, plan)
         self.metrics.observe(plan.outcome.result, elapsed, requeue_after=plan.requeue_after, error=False)
         if plan.outcome.result is Result.READY and purchase.phase != Phase.READY and purchase.created_at:
             self.metrics.time_to_ready.observe(max(0.0, (now - purchase.created_at).total_seconds()))
         if plan.requeue_after is not None:
             self.queue.add(name, plan.requeue_after)
+
+    async def _emit(self, body: Mapping[str, Any], event: Event) -> None:
+        # Events are for people; losing one must never fail or delay the reconciliation itself.
+        try:
+            await self.emit(body, event)
+        except Exception as exc:
+            logger.warning("could not post Event %s for %s: %s", event.reason, body.get("metadata", {}).get("name"), exc)
 
     def _expired(self, purchase: PurchaseView, now: datetime) -> bool:
         if self.settings.retention <= 0 or purchase.phase != Phase.READY or purchase.ready_at is None:

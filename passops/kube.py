@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -76,14 +77,22 @@ def _translate(exc: BaseException, what: str) -> KubeError:
     return Unavailable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
-async def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+async def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
     """The standard connection: in-cluster service account, else KUBECONFIG / ~/.kube/config."""
     configuration = client.Configuration()
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         config.load_incluster_config(client_configuration=configuration)
     else:
-        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration=configuration)
+        # Read KUBECONFIG now: kubernetes_asyncio reads it once at import time.
+        path = kubeconfig or os.environ.get("KUBECONFIG") or None
+        if path and os.pathsep in path:
+            path = path.split(os.pathsep)[0]
+        await config.load_kube_config(config_file=path, client_configuration=configuration)
+    return configuration
+
+
+async def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    return client.ApiClient(configuration=await load_configuration(kubeconfig))
 
 
 class PurchaseClient:
@@ -165,6 +174,35 @@ class PurchaseClient:
             f"delete {PLURAL}/{name}",
             self._api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name),
         )
+
+    async def post_event(
+        self, involved: Mapping[str, Any], *, type: str, reason: str, message: str, component: str
+    ) -> None:
+        """Record a core/v1 Event about ``involved`` (shown by `kubectl describe` and `get events`)."""
+        meta = involved.get("metadata") or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'passpurchase')}.", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": self.namespace,
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": component},
+            "reportingComponent": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._call("create event", self._core.create_namespaced_event(self.namespace, body))
 
     async def crd_established(self) -> bool:
         """Whether the CRD is installed and established (for readiness probes)."""
