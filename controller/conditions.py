@@ -30,7 +30,9 @@ class Condition:
     reason: str
     message: str
 
-    def as_status(self, *, now: str, generation: int | None, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    def as_status(
+        self, *, now: str, generation: int | None, previous: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         # lastTransitionTime moves only when the status flips, as the API conventions require.
         unchanged = previous is not None and previous.get("status") == self.status.value
         transition = str(previous.get("lastTransitionTime")) if unchanged and previous else now

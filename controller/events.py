@@ -36,7 +36,9 @@ def transition_events(purchase: PurchaseView, plan: Plan) -> list[Event]:
     if purchase.resync_pending:
         events.append(Event(NORMAL, "ResyncRequested", f"resync {purchase.resync_requested!r} handled"))
     if new_phase == Phase.PAUSED and old_phase != Phase.PAUSED:
-        events.append(Event(NORMAL, "ReconciliationPaused", "passops.dev/paused is \"true\": nothing is written"))
+        events.append(
+            Event(NORMAL, "ReconciliationPaused", 'passops.dev/paused is "true": nothing is written')
+        )
         return events
     if old_phase == Phase.PAUSED and new_phase != Phase.PAUSED:
         events.append(Event(NORMAL, "ReconciliationResumed", "passops.dev/paused removed"))
@@ -55,13 +57,19 @@ def transition_events(purchase: PurchaseView, plan: Plan) -> list[Event]:
         stalled_changed = stalled_now and (
             old_stalled.get("status") != "True" or old_stalled.get("reason") != new_stalled.get("reason")
         )
-        old_reason = (old.get("lastError") or {}).get("reason") if isinstance(old.get("lastError"), dict) else None
+        old_reason = (
+            (old.get("lastError") or {}).get("reason") if isinstance(old.get("lastError"), dict) else None
+        )
         attempts = int(new.get("attempts") or 0)
         if stalled_changed:
             events.append(Event(WARNING, outcome.error.reason, f"Stalled: {outcome.error.message}"))
         elif outcome.error.reason != old_reason or _is_power_of_two(attempts):
             # The first failure, a new kind of failure, then attempts 2, 4, 8...: a storm stays readable.
             events.append(
-                Event(WARNING, outcome.error.reason, f"attempt {attempts} failed: {outcome.error.message}; retrying")
+                Event(
+                    WARNING,
+                    outcome.error.reason,
+                    f"attempt {attempts} failed: {outcome.error.message}; retrying",
+                )
             )
     return events

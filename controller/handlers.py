@@ -8,7 +8,6 @@ progress and retry state, which would get in the way of a force-resync during a 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 

@@ -46,12 +46,16 @@ class ReconcileLedger:
             raise self._unavailable(exc) from None
         return None if match is None else ResolvedUser(match.user_id, match.matched_by.value)
 
-    async def resolve_pass(self, tenant: str, pass_id: str | None, price_id: str | None) -> ResolvedPass | None:
+    async def resolve_pass(
+        self, tenant: str, pass_id: str | None, price_id: str | None
+    ) -> ResolvedPass | None:
         try:
             entry = await self.ledger.resolve_pass(tenant, pass_id, price_id)
         except DatabaseUnavailable as exc:
             raise self._unavailable(exc) from None
-        return None if entry is None else ResolvedPass(entry.pass_id, entry.stripe_price_id, entry.duration_days)
+        return (
+            None if entry is None else ResolvedPass(entry.pass_id, entry.stripe_price_id, entry.duration_days)
+        )
 
     async def record_subscription(self, request: SubscriptionRequest) -> int:
         try:
@@ -86,7 +90,9 @@ class ReconcileLedger:
 
 
 @asynccontextmanager
-async def open_ledger(database_url: str, metrics: ControllerMetrics | None = None) -> AsyncIterator[ReconcileLedger]:
+async def open_ledger(
+    database_url: str, metrics: ControllerMetrics | None = None
+) -> AsyncIterator[ReconcileLedger]:
     engine = create_engine(database_url)
     try:
         yield ReconcileLedger(Ledger(engine), metrics)

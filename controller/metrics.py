@@ -25,7 +25,10 @@ _TTR_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 4 * 3600, 86400)
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.reconcile_total = Counter(
-            "passops_reconcile_total", "Reconciliations of PassPurchases by result.", ["result"], registry=registry
+            "passops_reconcile_total",
+            "Reconciliations of PassPurchases by result.",
+            ["result"],
+            registry=registry,
         )
         self.reconcile_duration = Histogram(
             "passops_reconcile_duration_seconds",

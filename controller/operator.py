@@ -35,13 +35,17 @@ async def run_controller(
     if not settings.database_url:
         raise ValueError("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)")
     metrics = ControllerMetrics(registry)
-    async with open_ledger(settings.database_url, metrics) as ledger, purchase_client(settings.namespace) as purchases:
+    async with (
+        open_ledger(settings.database_url, metrics) as ledger,
+        purchase_client(settings.namespace) as purchases,
+    ):
         reconciler = Reconciler(
             ledger=ledger,
             user_policy=settings.user_policy,
             default_tenant=settings.default_tenant,
             line_items=None,
         )
+
         async def post_event(body: Mapping[str, Any], event: Event) -> None:
             await purchases.post_event(
                 body, type=event.type, reason=event.reason, message=event.message, component=COMPONENT

@@ -79,7 +79,9 @@ class Ledger(Protocol):
         self, tenant: str, reference: str | None, customer_id: str | None, email: str | None, *, create: bool
     ) -> ResolvedUser | None: ...
 
-    async def resolve_pass(self, tenant: str, pass_id: str | None, price_id: str | None) -> ResolvedPass | None: ...
+    async def resolve_pass(
+        self, tenant: str, pass_id: str | None, price_id: str | None
+    ) -> ResolvedPass | None: ...
 
     async def record_subscription(self, request: SubscriptionRequest) -> int: ...
 
@@ -109,14 +111,20 @@ class Reconciler:
         except TransientError as exc:
             return _transient(exc, purchase)
         except PermanentError as exc:
-            paid = Condition(PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}")
+            paid = Condition(
+                PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}"
+            )
             return _stalled(exc.reason, exc.message, paid, _unknown_user(exc.reason), requeue=Requeue.SLOW)
 
     async def _reconcile_paid(self, purchase: PurchaseView) -> Outcome:
-        paid = Condition(PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}")
+        paid = Condition(
+            PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}"
+        )
         session_id = purchase.checkout_session_id
         if not session_id:  # the schema requires it; guard against objects written around the schema
-            return _stalled("InvalidSpec", "spec.checkoutSessionId is empty", paid, _unknown_user("InvalidSpec"))
+            return _stalled(
+                "InvalidSpec", "spec.checkoutSessionId is empty", paid, _unknown_user("InvalidSpec")
+            )
         tenant = purchase.tenant or self.default_tenant
 
         create = self.user_policy is UserPolicy.CREATE
@@ -146,7 +154,9 @@ class Reconciler:
                     Condition(USER_RESOLVED, S.FALSE, "UserNotFound", message),
                 ),
             )
-        found = Condition(USER_RESOLVED, S.TRUE, f"MatchedBy{user.matched_by.title()}", f"user {user.user_id}")
+        found = Condition(
+            USER_RESOLVED, S.TRUE, f"MatchedBy{user.matched_by.title()}", f"user {user.user_id}"
+        )
 
         pass_ = await self._resolve_pass(tenant, purchase)
         if pass_ is None:
@@ -302,10 +312,17 @@ def _stalled(
 
 def _transient(exc: TransientError, purchase: PurchaseView) -> Outcome:
     previous = {str(c.get("type")): c for c in purchase.status.get("conditions") or () if isinstance(c, dict)}
-    payment = Condition(PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}")
+    payment = Condition(
+        PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}"
+    )
     old_user = previous.get(USER_RESOLVED)
     user = (
-        Condition(USER_RESOLVED, S(str(old_user.get("status"))), str(old_user.get("reason")), str(old_user.get("message")))
+        Condition(
+            USER_RESOLVED,
+            S(str(old_user.get("status"))),
+            str(old_user.get("reason")),
+            str(old_user.get("message")),
+        )
         if old_user is not None and old_user.get("status") in ("True", "False", "Unknown")
         else _unknown_user(exc.reason)
     )

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from controller import status as status_plan
 from controller.backoff import retry_delay
-from controller.conditions import ALL_TYPES, RECONCILING, READY, STALLED, Condition
+from controller.conditions import ALL_TYPES, READY, RECONCILING, STALLED, Condition
 from controller.conditions import Status as S
 from controller.events import Event, transition_events
 from controller.metrics import ControllerMetrics
@@ -135,7 +135,9 @@ class Controller:
         try:
             updated = await self.purchases.patch_status(name, plan.status)
             if purchase.labels.get(LABEL_PHASE) != plan.status["phase"]:
-                updated = await self.purchases.patch(name, {"metadata": {"labels": {LABEL_PHASE: plan.status["phase"]}}})
+                updated = await self.purchases.patch(
+                    name, {"metadata": {"labels": {LABEL_PHASE: plan.status["phase"]}}}
+                )
         except NotFound:
             self.observe(body, deleted=True)
             return
@@ -143,7 +145,9 @@ class Controller:
             # The outcome cannot be recorded; the database side is idempotent, so simply redo it later.
             delay = self._api_backoff(name)
             logger.warning("could not write the status of %s (%s); retrying in %.1fs", name, exc, delay)
-            self.metrics.observe(outcome.result, time.perf_counter() - started, requeue_after=delay, error=True)
+            self.metrics.observe(
+                outcome.result, time.perf_counter() - started, requeue_after=delay, error=True
+            )
             self.queue.add(name, delay)
             return
         self._write_failures.pop(name, None)
@@ -165,7 +169,9 @@ class Controller:
         try:
             await self.emit(body, event)
         except Exception as exc:
-            logger.warning("could not post Event %s for %s: %s", event.reason, body.get("metadata", {}).get("name"), exc)
+            logger.warning(
+                "could not post Event %s for %s: %s", event.reason, body.get("metadata", {}).get("name"), exc
+            )
 
     def _expired(self, purchase: PurchaseView, now: datetime) -> bool:
         if self.settings.retention <= 0 or purchase.phase != Phase.READY or purchase.ready_at is None:
@@ -183,7 +189,9 @@ class Controller:
             logger.warning("could not delete expired purchase %s: %s", purchase.name, exc)
             self.queue.add(purchase.name, self._api_backoff(purchase.name))
             return
-        logger.info("deleted %s: Ready for longer than the retention; its row stays in the database", purchase.name)
+        logger.info(
+            "deleted %s: Ready for longer than the retention; its row stays in the database", purchase.name
+        )
 
     def _api_backoff(self, name: str) -> float:
         attempt = self._write_failures.get(name, 0) + 1

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -69,10 +70,8 @@ class WorkQueue(Generic[K]):
                     del self._due[key]
                     self._processing.add(key)
                     return key
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
@@ -99,4 +98,3 @@ class WorkQueue(Generic[K]):
 
 class QueueClosed(Exception):
     pass
-

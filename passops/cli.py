@@ -26,7 +26,9 @@ app = typer.Typer(
     help="Every paid Stripe Checkout becomes exactly one subscription row, visible in Kubernetes.",
 )
 
-Namespace = Annotated[str, typer.Option("--namespace", "-n", envvar="PASSOPS_NAMESPACE", help="Where purchases live.")]
+Namespace = Annotated[
+    str, typer.Option("--namespace", "-n", envvar="PASSOPS_NAMESPACE", help="Where purchases live.")
+]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -47,7 +49,9 @@ WebhookSecrets = Annotated[
 ]
 StripeApiKey = Annotated[
     str | None,
-    typer.Option("--stripe-api-key", envvar="PASSOPS_STRIPE_API_KEY", show_default=False, help="Enables look-ups."),
+    typer.Option(
+        "--stripe-api-key", envvar="PASSOPS_STRIPE_API_KEY", show_default=False, help="Enables look-ups."
+    ),
 ]
 StripeApiBase = Annotated[str, typer.Option("--stripe-api-base", envvar="PASSOPS_STRIPE_API_BASE")]
 UserPolicyOpt = Annotated[UserPolicy, typer.Option("--user-policy", envvar="PASSOPS_USER_POLICY")]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import aiohttp
@@ -81,7 +81,7 @@ async def load_configuration(kubeconfig: str | None = None) -> client.Configurat
     """The standard connection: in-cluster service account, else KUBECONFIG / ~/.kube/config."""
     configuration = client.Configuration()
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         # Read KUBECONFIG now: kubernetes_asyncio reads it once at import time.
         path = kubeconfig or os.environ.get("KUBECONFIG") or None
@@ -150,7 +150,14 @@ class PurchaseClient:
         return await self._call(
             f"patch {PLURAL}/{name}",
             self._api.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, dict(patch), _content_type=_MERGE_PATCH
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                dict(patch),
+                # The generated signature omits _content_type; without it a dict goes as a JSON patch.
+                _content_type=_MERGE_PATCH,  # type: ignore[call-arg]
             ),
         )
 
@@ -165,7 +172,7 @@ class PurchaseClient:
                 PLURAL,
                 name,
                 {"status": dict(status)},
-                _content_type=_MERGE_PATCH,
+                _content_type=_MERGE_PATCH,  # type: ignore[call-arg]
             ),
         )
 
@@ -202,7 +209,8 @@ class PurchaseClient:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._call("create event", self._core.create_namespaced_event(self.namespace, body))
+        # A plain dict serialises as is; the generated model class would only add a conversion step.
+        await self._call("create event", self._core.create_namespaced_event(self.namespace, body))  # type: ignore[arg-type]
 
     async def crd_established(self) -> bool:
         """Whether the CRD is installed and established (for readiness probes)."""
@@ -218,10 +226,10 @@ class PurchaseClient:
 
 @asynccontextmanager
 async def purchase_client(
-    namespace: str, kubeconfig: str | None = None, *, timeout: float = 10.0
+    namespace: str, kubeconfig: str | None = None, *, request_timeout: float = 10.0
 ) -> AsyncIterator[PurchaseClient]:
     api_client = await load_api_client(kubeconfig)
     try:
-        yield PurchaseClient(api_client, namespace, timeout=timeout)
+        yield PurchaseClient(api_client, namespace, timeout=request_timeout)
     finally:
         await api_client.close()

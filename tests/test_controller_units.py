@@ -68,7 +68,10 @@ def test_backoff_of_a_very_long_outage_stays_at_the_cap() -> None:
 
 def test_conditions_keep_transition_time_while_status_is_unchanged() -> None:
     first = render(
-        [Condition(t, Status.FALSE, "A", "m") for t in ALL_TYPES], now="2026-01-01T00:00:00Z", generation=1, previous=[]
+        [Condition(t, Status.FALSE, "A", "m") for t in ALL_TYPES],
+        now="2026-01-01T00:00:00Z",
+        generation=1,
+        previous=[],
     )
     second = render(
         [Condition(t, Status.FALSE if t != "Ready" else Status.TRUE, "B", "m") for t in ALL_TYPES],
@@ -138,7 +141,11 @@ def test_triggers_ignore_our_own_status_writes_but_see_spec_resync_and_pause() -
     not_exactly = body(current, **{ANNOTATION_PAUSED: "yes"})
     assert visit_in(PurchaseView.from_body(not_exactly), NOW, retention=0) is None
     assert visit_in(PurchaseView.from_body(body(current)), NOW, retention=3600) == 3600.0
-    retrying = {"phase": "Reconciling", "observedGeneration": 1, "nextAttemptAt": format_time(NOW + timedelta(seconds=30))}
+    retrying = {
+        "phase": "Reconciling",
+        "observedGeneration": 1,
+        "nextAttemptAt": format_time(NOW + timedelta(seconds=30)),
+    }
     assert visit_in(PurchaseView.from_body(body(retrying)), NOW, retention=0) == 30.0
 
 

@@ -67,3 +67,11 @@ async def serve(
         await asyncio.Event().wait()
     finally:
         await gateway.close()
+
+
+async def run_gateway(settings: Settings, host: str = "0.0.0.0", port: int | None = None) -> None:
+    """``passops gateway``: connect to Kubernetes the standard way and serve until interrupted."""
+    from passops.kube import purchase_client
+
+    async with purchase_client(settings.namespace) as purchases:
+        await serve(settings, purchases, host, port)

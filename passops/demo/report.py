@@ -80,5 +80,8 @@ def verdict(
             console.print(f"  - {problem}")
         return False
     paid = sum(1 for s in {s.session_id: s for s in scenarios}.values() if s.row_expected)
-    console.print(f"[bold green]demo OK[/]: {len(sessions)} purchases in their expected phases, one row per paid purchase ({paid})")
+    console.print(
+        f"[bold green]demo OK[/]: {len(sessions)} purchases in their expected phases, "
+        f"one subscription row per paid purchase ({paid})"
+    )
     return True

@@ -36,16 +36,19 @@ async def _database(database_url: str | None, console: Console) -> AsyncIterator
         return
     started = time.perf_counter()
     async with async_postgres_url(environ={}) as url:
-        console.print(f"[bold]database[/]: embedded PostgreSQL started in {time.perf_counter() - started:.1f}s")
+        console.print(
+            f"[bold]database[/]: embedded PostgreSQL started in {time.perf_counter() - started:.1f}s"
+        )
         yield url
 
 
-async def _wait_for_phase(purchases: PurchaseClient, name: str, phase: Phase, timeout: float) -> str | None:
-    deadline = time.monotonic() + timeout
+async def _wait_for_phase(purchases: PurchaseClient, name: str, phase: Phase, within: float) -> str | None:
+    deadline = time.monotonic() + within
     current: str | None = None
     while time.monotonic() < deadline:
         body = await purchases.find(name)
-        current = ((body or {}).get("status") or {}).get("phase")
+        seen = ((body or {}).get("status") or {}).get("phase")
+        current = str(seen) if seen else None
         if current == phase.value:
             return current
         await asyncio.sleep(0.1)
@@ -84,7 +87,11 @@ async def run_demo(database_url: str | None = None, console: Console | None = No
             stop, ready = asyncio.Event(), asyncio.Event()
             operator = asyncio.create_task(
                 run_controller(
-                    settings, stop_flag=stop, ready_flag=ready, serve_metrics=False, registry=CollectorRegistry()
+                    settings,
+                    stop_flag=stop,
+                    ready_flag=ready,
+                    serve_metrics=False,
+                    registry=CollectorRegistry(),
                 )
             )
             try:
@@ -92,9 +99,12 @@ async def run_demo(database_url: str | None = None, console: Console | None = No
                     gateway = await server.start(settings, purchases, host="127.0.0.1", port=0)
                     try:
                         await asyncio.wait_for(ready.wait(), 30)
-                        console.print(f"[bold]gateway[/]: http://127.0.0.1:{gateway.port}/webhooks/stripe; controller running")
+                        url = f"http://127.0.0.1:{gateway.port}/webhooks/stripe"
+                        console.print(f"[bold]gateway[/]: {url}; controller running")
                         scenarios = build()
-                        results = await _drive(scenarios, purchases, f"http://127.0.0.1:{gateway.port}", secret, console)
+                        results = await _drive(
+                            scenarios, purchases, f"http://127.0.0.1:{gateway.port}", secret, console
+                        )
                         objects = await purchases.list()
                         rows = await ledger.list_subscriptions()
                     finally:
@@ -123,11 +133,15 @@ async def _drive(
                 outcome = await _deliver(http, f"{base_url}/webhooks/stripe", secret, step.event)
                 outcomes.append(outcome)
                 if outcome != step.expect_outcome:
-                    problems.append(f"{step.event['type']}: gateway said {outcome}, expected {step.expect_outcome}")
+                    problems.append(
+                        f"{step.event['type']}: gateway said {outcome}, expected {step.expect_outcome}"
+                    )
                 if step.then_phase is not None:
                     seen = await _wait_for_phase(purchases, name, step.then_phase, PHASE_TIMEOUT)
                     if seen != step.then_phase.value:
-                        problems.append(f"after {step.event['type']}: phase {seen}, expected {step.then_phase.value}")
+                        problems.append(
+                            f"after {step.event['type']}: phase {seen}, expected {step.then_phase.value}"
+                        )
             started = time.perf_counter()
             seen = await _wait_for_phase(purchases, name, scenario.final_phase, PHASE_TIMEOUT)
             if seen != scenario.final_phase.value:

@@ -36,19 +36,27 @@ class Scenario:
 
 
 def build() -> list[Scenario]:
-    card = se.paid_session(client_reference_id="user-ada", email="ada@example.com", metadata={"pass_id": "month-pass"})
+    card = se.paid_session(
+        client_reference_id="user-ada", email="ada@example.com", metadata={"pass_id": "month-pass"}
+    )
     card_event = se.event("checkout.session.completed", card)
 
     sepa = se.async_unpaid_session(
-        client_reference_id="user-grace", email="grace@example.com", metadata={"price_id": "price_1DemoDayPass"}
+        client_reference_id="user-grace",
+        email="grace@example.com",
+        metadata={"price_id": "price_1DemoDayPass"},
     )
     sepa_paid = dict(sepa, payment_status="paid")
 
     guest = se.paid_session(email="linus@example.com", metadata={"price_id": "price_1DemoYearPass"})
 
-    failed = se.async_unpaid_session(method="us_bank_account", email="ken@example.com", metadata={"pass_id": "day-pass"})
+    failed = se.async_unpaid_session(
+        method="us_bank_account", email="ken@example.com", metadata={"pass_id": "day-pass"}
+    )
 
-    free = se.free_session(client_reference_id="user-barbara", email="barbara@example.com", metadata={"pass_id": "day-pass"})
+    free = se.free_session(
+        client_reference_id="user-barbara", email="barbara@example.com", metadata={"pass_id": "day-pass"}
+    )
 
     return [
         Scenario(
@@ -70,7 +78,11 @@ def build() -> list[Scenario]:
             "SEPA debit: unpaid, then async_payment_succeeded",
             sepa["id"],
             [
-                Step(se.event("checkout.session.completed", sepa), "accepted", then_phase=Phase.AWAITING_PAYMENT),
+                Step(
+                    se.event("checkout.session.completed", sepa),
+                    "accepted",
+                    then_phase=Phase.AWAITING_PAYMENT,
+                ),
                 Step(se.event("checkout.session.async_payment_succeeded", sepa_paid), "accepted"),
             ],
             Phase.READY,
@@ -88,7 +100,11 @@ def build() -> list[Scenario]:
             "ACH debit that bounces",
             failed["id"],
             [
-                Step(se.event("checkout.session.completed", failed), "accepted", then_phase=Phase.AWAITING_PAYMENT),
+                Step(
+                    se.event("checkout.session.completed", failed),
+                    "accepted",
+                    then_phase=Phase.AWAITING_PAYMENT,
+                ),
                 Step(se.event("checkout.session.async_payment_failed", failed), "accepted"),
             ],
             Phase.FAILED,
