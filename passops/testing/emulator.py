@@ -7,10 +7,13 @@ Real clients (kopf, kubernetes_asyncio, kubectl) talk to it over HTTP on 127.0.0
 kubeconfig it writes. It emulates what the product relies on: resourceVersion (one global counter),
 uid, creationTimestamp, generation (spec changes only), the status subresource, optimistic
 concurrency (409 Conflict / AlreadyExists), merge and JSON patches, structural-schema pruning and
-validation (422 Invalid), finalizers, label/field selectors, watches resumable from a
-resourceVersion, Events, and switches to simulate an outage. Not emulated: authentication and RBAC,
-admission webhooks, CEL rules, server-side apply, strategic merge of lists, garbage collection by
-ownerReferences, Table output for kubectl's printer columns.
+validation (422 Invalid; `fieldValidation`), finalizers, label/field selectors, watches resumable
+from a resourceVersion (410 after `compact()`), Events, CRDs created through the API, Table output
+for kubectl's printer columns, and switches to simulate an outage.
+
+Not emulated: authentication and RBAC, admission webhooks, CEL rules, server-side apply, strategic
+merge of lists (a merge patch instead), protobuf bodies (kubectl's `create namespace`), garbage
+collection by ownerReferences, CRD version conversion (all versions share one stored object).
 """
 
 from __future__ import annotations

@@ -74,18 +74,28 @@ class ResourceType:
         return _VERBS
 
 
+_AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 NAMESPACES = ResourceType(
     "", "v1", "namespaces", "Namespace", namespaced=False, singular="namespace", short_names=("ns",),
     subresources=frozenset({"status"}),
+    printer_columns=({"name": "Status", "type": "string", "jsonPath": ".status.phase"}, _AGE),
 )  # fmt: skip
 EVENTS = ResourceType(
     "", "v1", "events", "Event", namespaced=True, singular="event", short_names=("ev",),
     field_selectors=_EVENT_FIELDS,
+    printer_columns=(
+        {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
+        {"name": "Type", "type": "string", "jsonPath": ".type"},
+        {"name": "Reason", "type": "string", "jsonPath": ".reason"},
+        {"name": "Object", "type": "string", "jsonPath": ".involvedObject.name"},
+        {"name": "Message", "type": "string", "jsonPath": ".message"},
+    ),
 )  # fmt: skip
 CRDS = ResourceType(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
     namespaced=False, singular="customresourcedefinition", short_names=("crd", "crds"),
     categories=("api-extensions",), subresources=frozenset({"status"}),
+    printer_columns=({"name": "Created At", "type": "date", "jsonPath": ".metadata.creationTimestamp"},),
 )  # fmt: skip
 BUILTINS = (NAMESPACES, EVENTS, CRDS)
 
@@ -138,7 +148,8 @@ def from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
                 custom=True,
                 storage_version=storage,
                 field_selectors=(*_META_FIELDS, *selectable),
-                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                # Without printer columns, the apiserver shows an Age column.
+                printer_columns=tuple(version.get("additionalPrinterColumns") or (_AGE,)),
             )
         )
     return types

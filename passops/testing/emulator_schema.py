@@ -67,30 +67,47 @@ def _preserves(schema: Mapping[str, Any]) -> bool:
     )
 
 
-def prune(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> Any:
-    """A copy of `value` without the fields the schema does not know (and without disallowed nulls)."""
+def prune(
+    value: Any,
+    schema: Mapping[str, Any],
+    *,
+    root: bool = False,
+    path: str = "",
+    dropped: list[str] | None = None,
+) -> Any:
+    """A copy of `value` without the fields the schema does not know (and without disallowed nulls).
+
+    The paths of the unknown fields go to `dropped` (for `fieldValidation=Strict` or `Warn`).
+    """
+    dropped = [] if dropped is None else dropped
     if isinstance(value, list):
         items = schema.get("items")
-        return [prune(item, items) if isinstance(items, Mapping) else item for item in value]
+        if not isinstance(items, Mapping):
+            return value
+        return [prune(item, items, path=f"{path}[{i}]", dropped=dropped) for i, item in enumerate(value)]
     if not isinstance(value, Mapping):
         return value
     properties: Mapping[str, Any] = schema.get("properties") or {}
     additional = schema.get("additionalProperties")
     keep_meta = root or bool(schema.get("x-kubernetes-embedded-resource"))
+    prefix = f"{path}." if path else ""
     result: dict[str, Any] = {}
     for key, item in value.items():
         if keep_meta and key in _TOP_LEVEL:
             if key == "metadata" and root and isinstance(item, Mapping):
+                dropped += [f"metadata.{k}" for k in item if k not in _OBJECT_META_FIELDS]
                 item = {k: v for k, v in item.items() if k in _OBJECT_META_FIELDS}
             result[key] = item
         elif key in properties:
             if item is None and not properties[key].get("nullable"):
                 continue  # as the apiserver does: a null of a non-nullable field is dropped
-            result[key] = prune(item, properties[key])
+            result[key] = prune(item, properties[key], path=f"{prefix}{key}", dropped=dropped)
         elif isinstance(additional, Mapping):
-            result[key] = prune(item, additional)
+            result[key] = prune(item, additional, path=f"{path}[{key}]", dropped=dropped)
         elif _preserves(schema) or additional is True:
             result[key] = item
+        else:
+            dropped.append(f"{prefix}{key}")
     return result
 
 
@@ -223,11 +240,13 @@ def validate(
     return causes
 
 
-def normalize(obj: Mapping[str, Any], schema: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[Cause]]:
+def normalize(
+    obj: Mapping[str, Any], schema: Mapping[str, Any] | None, dropped: list[str] | None = None
+) -> tuple[dict[str, Any], list[Cause]]:
     """Prune, default and validate a whole object against its CRD's openAPIV3Schema."""
     if schema is None:
         return copy.deepcopy(dict(obj)), []
-    result: dict[str, Any] = copy.deepcopy(prune(obj, schema, root=True))
+    result: dict[str, Any] = copy.deepcopy(prune(obj, schema, root=True, dropped=dropped))
     apply_defaults(result, schema)
     # apiVersion/kind/metadata are the apiserver's business, not the schema's.
     properties = {k: v for k, v in (schema.get("properties") or {}).items() if k not in _TOP_LEVEL}

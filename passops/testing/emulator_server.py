@@ -18,12 +18,15 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
+import yaml
 
 from passops.testing import emulator_errors as errors
+from passops.testing import emulator_openapi as openapi
 from passops.testing.emulator_errors import ApiError
 from passops.testing.emulator_resources import BUILTINS, ResourceType
 from passops.testing.emulator_selectors import SelectorError, parse_field_selector, parse_label_selector
-from passops.testing.emulator_store import Body, Change, Predicate, Store
+from passops.testing.emulator_store import Body, Change, Predicate, Store, Write
+from passops.testing.emulator_tables import table, wants_table
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +91,11 @@ async def parse_request(raw: aiohttp.web.BaseRequest, request_id: int) -> kmock.
     body = await raw.read()
     text = body.decode("utf-8", errors="replace")
     try:
-        data = json.loads(body) if body else None
-    except ValueError:
+        if "yaml" in raw.content_type and body:
+            data = yaml.safe_load(body)
+        else:
+            data = json.loads(body) if body else None
+    except (ValueError, yaml.YAMLError):
         data = None
     group, version, plural, namespace, name, subresource = parse_path(raw.path)
     params = dict(raw.query)
@@ -113,8 +119,18 @@ async def parse_request(raw: aiohttp.web.BaseRequest, request_id: int) -> kmock.
     )
 
 
-def _json(body: Mapping[str, Any], status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.json_response(body, status=status)
+def _json(
+    body: Mapping[str, Any], status: int = 200, warnings: list[str] | None = None
+) -> aiohttp.web.Response:
+    response = aiohttp.web.json_response(body, status=status)
+    for warning in warnings or ():  # as the apiserver warns (kubectl prints them)
+        response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
+    return response
+
+
+def _content_type(request: kmock.Request) -> str:
+    raw = request.headers.get("Content-Type") or request.headers.get("content-type") or ""
+    return raw.split(";")[0].strip().lower()
 
 
 @attrs.define(kw_only=True)
@@ -161,8 +177,13 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     async def _serve_version(self, request: kmock.Request) -> Any:
         listing = await super()._serve_version(request)
-        if isinstance(listing, dict):  # kmock says "/v1" for the core group
-            listing["groupVersion"] = listing["groupVersion"].lstrip("/")
+        if isinstance(listing, dict):
+            listing["groupVersion"] = listing["groupVersion"].lstrip("/")  # kmock says "/v1"
+            for entry in listing["resources"]:
+                if "/" in entry["name"]:  # kmock copies short names to subresources: kubectl warns
+                    entry.update(
+                        shortNames=[], categories=[], singularName="", verbs=["get", "patch", "update"]
+                    )
         return listing
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -204,6 +225,17 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return _json(ApiError(500, f"{type(exc).__name__}: {exc}", "InternalError").status(), 500)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path
+        if path in ("/healthz", "/readyz", "/livez"):
+            return aiohttp.web.Response(text="ok")
+        if path == "/openapi/v3":
+            return _json(openapi.root(self.store.types))
+        if path.startswith("/openapi/v3/"):
+            wanted = path.removeprefix("/openapi/v3/")
+            types = [rt for rt in self.store.types if openapi.group_version_path(rt) == wanted]
+            if not types:
+                raise _NOT_FOUND
+            return _json(openapi.document(types))
         resource = request.resource
         if resource is not None and resource.version is not None and resource.plural is not None:
             rt = self.store.lookup(resource.group or "", resource.version, resource.plural)
@@ -228,28 +260,37 @@ class KubeEmulator(kmock.KubernetesEmulator):
             raise _NOT_FOUND
         params = request.params
         dry_run = params.get("dryRun") == "All"
+        write = Write(dry_run=dry_run, field_validation=params.get("fieldValidation") or "Warn")
         if method in ("POST", "PUT", "PATCH") and request.body and request.data is None:
+            content_type = _content_type(request)
+            if "protobuf" in content_type or "cbor" in content_type:
+                message = "the body of the request was in an unknown format - accepted media types include: "
+                raise ApiError(415, message + "application/json, application/yaml", "UnsupportedMediaType")
             raise errors.bad_request("the request body is not valid JSON")
         store = self.store
         if method == "GET" and _is_watch(params):
             return await self._watch(request, rt)
+        table_version = wants_table(request.headers.get("Accept") or request.headers.get("accept") or "")
         if method == "GET" and name is None:
             limit = int(params["limit"]) if params.get("limit", "").isdigit() else None
             listing = store.listing(
                 rt, namespace, self._matcher(rt, params), limit=limit, continue_token=params.get("continue")
             )
+            if table_version:
+                return _json(self._table(rt, listing["items"], table_version, params, listing["metadata"]))
             return _json(listing)
         if method == "GET" and name is not None:
-            return _json(store.get(rt, namespace, name))
+            obj = store.get(rt, namespace, name)
+            return _json(self._table(rt, [obj], table_version, params) if table_version else obj)
         if method == "POST" and name is None and (namespace is not None or not rt.namespaced):
-            return _json(store.create(rt, namespace, request.data, dry_run=dry_run), 201)
+            return _json(store.create(rt, namespace, request.data, write), 201, write.warnings)
         if method == "PUT" and name is not None:
-            return _json(store.update(rt, namespace, name, request.data, status=status, dry_run=dry_run))
+            obj = store.update(rt, namespace, name, request.data, write, status=status)
+            return _json(obj, 200, write.warnings)
         if method == "PATCH" and name is not None:
-            content_type = request.headers.get("Content-Type") or request.headers.get("content-type") or ""
-            content_type = content_type.split(";")[0].strip().lower()
-            obj = store.patch(rt, namespace, name, content_type, request.data, status=status, dry_run=dry_run)
-            return _json(obj)
+            content_type = _content_type(request)
+            obj = store.patch(rt, namespace, name, content_type, request.data, write, status=status)
+            return _json(obj, 200, write.warnings)
         if method == "DELETE" and name is not None:
             options = request.data if isinstance(request.data, dict) else None
             return _json(store.delete(rt, namespace, name, options, dry_run=dry_run))
@@ -261,6 +302,25 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return _json(listing)
         raise ApiError(
             405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
+        )
+
+    @staticmethod
+    def _table(
+        rt: ResourceType,
+        objects: list[Body],
+        version: str,
+        params: Mapping[str, str],
+        list_meta: Mapping[str, Any] | None = None,
+        headers: bool = True,
+    ) -> dict[str, Any]:
+        include = params.get("includeObject", "PartialObjectMetadata")
+        return table(
+            objects,
+            rt.printer_columns,
+            version=version,
+            include_object=include,
+            headers=headers,
+            list_meta=list_meta,
         )
 
     async def _watch(self, request: kmock.Request, rt: ResourceType) -> aiohttp.web.StreamResponse:
@@ -285,6 +345,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 and match(obj)
             )
 
+        table_version = wants_table(request.headers.get("Accept") or request.headers.get("accept") or "")
+        sent: list[bool] = []  # a Table watch has column definitions in its first event only
+
         def event(change: Change) -> dict[str, Any] | None:
             # With a selector, an object that starts or stops matching is ADDED or DELETED for it.
             now, before = visible(change.obj), visible(change.old)
@@ -293,7 +356,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 kind = "ADDED" if now else "DELETED"
             elif not now:
                 return None
-            return {"type": kind, "object": self.store.render(rt, change.obj)}
+            obj: dict[str, Any] = self.store.render(rt, change.obj)
+            if table_version:
+                obj = self._table(rt, [obj], table_version, params, headers=not sent)
+                sent.append(True)
+            return {"type": kind, "object": obj}
 
         response = aiohttp.web.StreamResponse(status=200)
         response.content_type = "application/json"

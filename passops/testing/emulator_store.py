@@ -59,6 +59,15 @@ class Change:
     old: Body | None
 
 
+@dataclass
+class Write:
+    """How a client asked to write (?dryRun=All, ?fieldValidation=), and the warnings it gets back."""
+
+    dry_run: bool = False
+    field_validation: str = "Warn"  # the apiserver's default; Strict fails, Ignore is silent
+    warnings: list[str] = field(default_factory=list)
+
+
 @dataclass(eq=False)
 class Watch:
     store_id: tuple[str, str, str]
@@ -246,10 +255,19 @@ class Store:
     def _invalid(self, rt: ResourceType, name: str, causes: list[Cause]) -> ApiError:
         return errors.invalid(rt.kind_group, rt.group, rt.kind, name, causes)
 
-    def _finalize_content(self, rt: ResourceType, obj: Body, old: Body | None, *, status_only: bool) -> Body:
+    def _finalize_content(
+        self, rt: ResourceType, obj: Body, old: Body | None, write: Write, *, status_only: bool
+    ) -> Body:
         """Schema, metadata checks and the kind-specific fields the apiserver maintains."""
         obj["apiVersion"], obj["kind"] = (old or {}).get("apiVersion", rt.api_version), rt.kind
-        obj, causes = normalize(obj, rt.schema)
+        unknown: list[str] = []
+        obj, causes = normalize(obj, rt.schema, unknown)
+        if unknown and write.field_validation == "Strict":
+            raise errors.bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+            )
+        if write.field_validation == "Warn":
+            write.warnings += [f'unknown field "{u}"' for u in unknown]
         meta = obj["metadata"]
         causes += metadata_problems(meta, dns_label=rt == NAMESPACES)
         if old is not None and old["metadata"].get("deletionTimestamp"):
@@ -269,7 +287,8 @@ class Store:
             obj["status"] = (old or {}).get("status") or established_status(obj, now())
         return obj
 
-    def create(self, rt: ResourceType, namespace: str | None, body: Any, *, dry_run: bool = False) -> Body:
+    def create(self, rt: ResourceType, namespace: str | None, body: Any, write: Write | None = None) -> Body:
+        write = write or Write()
         obj = self._check_body(rt, body)
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
@@ -295,14 +314,14 @@ class Store:
                 )
                 raise self._invalid(rt, "", [cause])
             meta["name"] = self._generate_name(rt, namespace, meta["generateName"])
-        obj = self._finalize_content(rt, obj, None, status_only=False)
+        obj = self._finalize_content(rt, obj, None, write, status_only=False)
         meta = obj["metadata"]
         if self._stored(rt, namespace, meta["name"]) is not None:
             raise errors.already_exists(rt.group_resource, rt.group, rt.plural, meta["name"])
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now())
         if rt.custom:
             meta["generation"] = 1
-        if dry_run:
+        if write.dry_run:
             return self.render(rt, {**obj, "metadata": {**meta, "resourceVersion": str(self.rv)}})
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
@@ -345,9 +364,9 @@ class Store:
         namespace: str | None,
         name: str,
         body: Any,
+        write: Write | None = None,
         *,
         status: bool = False,
-        dry_run: bool = False,
     ) -> Body:
         """PUT: replace the object (or only its status), guarded by metadata.resourceVersion."""
         current = self._current(rt, namespace, name)
@@ -363,7 +382,7 @@ class Store:
             message = "Invalid value: 0x0: must be specified for an update"
             raise self._invalid(rt, name, [Cause("metadata.resourceVersion", "FieldValueInvalid", message)])
         self._check_preconditions(rt, current, meta.get("resourceVersion"), meta.get("uid"))
-        return self._commit(rt, current, obj, status=status, dry_run=dry_run)
+        return self._commit(rt, current, obj, write or Write(), status=status)
 
     def patch(
         self,
@@ -372,9 +391,9 @@ class Store:
         name: str,
         content_type: str,
         patch: Any,
+        write: Write | None = None,
         *,
         status: bool = False,
-        dry_run: bool = False,
     ) -> Body:
         current = self._current(rt, namespace, name)
         if content_type == "application/json-patch+json":
@@ -401,9 +420,9 @@ class Store:
             raise self._invalid(rt, name, [cause])
         # A resourceVersion in the patch is a precondition (optimistic concurrency for patches).
         self._check_preconditions(rt, current, meta.get("resourceVersion"), meta.get("uid"))
-        return self._commit(rt, current, obj, status=status, dry_run=dry_run)
+        return self._commit(rt, current, obj, write or Write(), status=status)
 
-    def _commit(self, rt: ResourceType, current: Body, obj: Body, *, status: bool, dry_run: bool) -> Body:
+    def _commit(self, rt: ResourceType, current: Body, obj: Body, write: Write, *, status: bool) -> Body:
         if status:  # the status subresource: only .status changes, everything else is kept
             obj = {**copy.deepcopy(current), "status": obj.get("status")}
             if obj["status"] is None:
@@ -418,15 +437,15 @@ class Store:
                 obj.pop("status", None)
                 if "status" in current:
                     obj["status"] = current["status"]
-        obj = self._finalize_content(rt, obj, current, status_only=status)
+        obj = self._finalize_content(rt, obj, current, write, status_only=status)
         meta = obj["metadata"]
         if rt.custom and not status and _spec_part(obj) != _spec_part(current):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         if obj == current:
             return self.render(rt, current)  # a no-op write: no new resourceVersion, no event
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return current if dry_run else self._remove(rt, obj)
-        if dry_run:
+            return current if write.dry_run else self._remove(rt, obj)
+        if write.dry_run:
             return self.render(rt, obj)
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
