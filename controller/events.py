@@ -33,7 +33,7 @@ def transition_events(purchase: PurchaseView, plan: Plan) -> list[Event]:
     old_phase, new_phase = old.get("phase"), new.get("phase")
     events: list[Event] = []
 
-    if purchase.resync_pending:
+    if purchase.resync_pending and outcome.result is not Result.PAUSED:
         events.append(Event(NORMAL, "ResyncRequested", f"resync {purchase.resync_requested!r} handled"))
     if new_phase == Phase.PAUSED and old_phase != Phase.PAUSED:
         events.append(

@@ -53,8 +53,8 @@ def plan(
 ) -> Plan:
     outcome = escalate(outcome, purchase, now, settings)
     stamp = format_time(now)
-    previous_attempts = 0 if purchase.resync_pending else purchase.attempts
     paused = outcome.result is Result.PAUSED
+    previous_attempts = 0 if purchase.resync_pending and not paused else purchase.attempts
 
     status: dict[str, Any] = {
         "phase": outcome.phase.value,
@@ -66,7 +66,7 @@ def plan(
             previous=purchase.status.get("conditions"),
         ),
     }
-    if purchase.resync_requested is not None:
+    if purchase.resync_requested is not None and outcome.result is not Result.PAUSED:
         status["lastHandledResyncAt"] = purchase.resync_requested
 
     requeue_after: float | None = None

@@ -14,12 +14,12 @@ from passops.resource import Phase
 
 def visit_in(purchase: PurchaseView, now: datetime, *, retention: float) -> float | None:
     """Seconds until the purchase should be reconciled, or None if nothing is to be done."""
-    if purchase.resync_pending:
-        return 0.0
     if purchase.paused != (purchase.phase == Phase.PAUSED):
         return 0.0
-    if purchase.paused:
+    if purchase.paused:  # a resync asked for meanwhile waits until the pause is lifted
         return None
+    if purchase.resync_pending:
+        return 0.0
     if not purchase.status or purchase.observed_generation != purchase.generation:
         return 0.0
     if purchase.phase == Phase.READY:

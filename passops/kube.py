@@ -212,6 +212,21 @@ class PurchaseClient:
         # A plain dict serialises as is; the generated model class would only add a conversion step.
         await self._call("create event", self._core.create_namespaced_event(self.namespace, body))  # type: ignore[arg-type]
 
+    async def list_events(self, name: str) -> list[Body]:
+        """The core/v1 Events about one purchase, oldest first."""
+        try:
+            result = await asyncio.wait_for(
+                self._core.list_namespaced_event(
+                    self.namespace, field_selector=f"involvedObject.name={name}", _preload_content=False
+                ),
+                timeout=self._timeout,
+            )
+            payload = json.loads(await result.read())
+        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _translate(exc, "list events") from None
+        items = [i for i in payload.get("items") or [] if (i.get("involvedObject") or {}).get("name") == name]
+        return sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
     async def crd_established(self) -> bool:
         """Whether the CRD is installed and established (for readiness probes)."""
         try:
