@@ -606,3 +606,14 @@ async def test_deleting_a_namespace_deletes_its_objects() -> None:
             await shop.create(purchase("another"))
         await shop.patch("cs-test-1", {"metadata": {"finalizers": None}})
         assert cluster.get("namespaces", "shop") is None
+
+
+async def test_events_expire_like_with_the_apiservers_event_ttl(
+    emulator: EmulatedCluster, http: aiohttp.ClientSession
+) -> None:
+    emulator.handler.store.event_ttl = 0  # everything older than now
+    event = {"metadata": {"generateName": "e."}, "involvedObject": {"name": "x"}, "reason": "R"}
+    for _ in range(2):
+        async with http.post("/api/v1/namespaces/default/events", json=event) as response:
+            assert response.status == 201
+    assert emulator.events() == []

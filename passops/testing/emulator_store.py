@@ -26,6 +26,7 @@ from passops.testing.emulator_errors import ApiError, Cause
 from passops.testing.emulator_patches import PatchError, json_patch, merge_patch
 from passops.testing.emulator_resources import (
     CRDS,
+    EVENTS,
     NAMESPACES,
     ResourceType,
     crd_problems,
@@ -87,6 +88,7 @@ class Store:
         on_types_changed: Callable[[], None] = lambda: None,
         history: int = 10_000,
         versions_kept: int = 20,
+        event_ttl: float = 3600.0,
     ) -> None:
         self.objects = objects  # kmock's array: the history of every object, for assertions
         self.rv = 1000  # the etcd revision: one counter for every write of every resource
@@ -95,6 +97,7 @@ class Store:
         self._compacted = 0  # changes up to this revision are gone: older watches get 410
         self._watches: set[Watch] = set()
         self._versions_kept = versions_kept
+        self.event_ttl = event_ttl
         self._on_types_changed = on_types_changed
 
     # --- resource types -------------------------------------------------------------------------
@@ -328,7 +331,21 @@ class Store:
         result = self._save(rt, obj, None)
         if rt == CRDS:
             self._register_crd(obj)
+        if rt == EVENTS:
+            self._expire_events()
         return result
+
+    def _expire_events(self) -> None:
+        """Events live an hour, as with the apiserver's --event-ttl: a long demo does not pile them up."""
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=self.event_ttl)
+        for event in self.current(EVENTS, None):
+            created = datetime.datetime.fromisoformat(
+                event["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+            )
+            if created < cutoff:
+                self._remove(EVENTS, event)
+                meta = event["metadata"]
+                del self.objects[self._key(EVENTS, meta["namespace"], meta["name"])]  # no history kept
 
     def _generate_name(self, rt: ResourceType, namespace: str | None, prefix: str) -> str:
         while True:
