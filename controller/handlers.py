@@ -37,8 +37,9 @@ def kopf_settings() -> kopf.OperatorSettings:
 async def connection_info() -> kopf.ConnectionInfo:
     """kopf logs in exactly as passops' own client does (kubeconfig incl. exec plugins, or in-cluster)."""
     configuration = await load_configuration()
-    authorization = str((configuration.api_key or {}).get("authorization") or "")
-    scheme, _, token = authorization.partition(" ")
+    # The hook-aware getter refreshes exec-plugin and projected service-account tokens.
+    authorization = str(await configuration.get_api_key_with_prefix("BearerToken") or "")
+    scheme, _, token = authorization.partition(" ") if " " in authorization else ("Bearer", "", authorization)
     return kopf.ConnectionInfo(
         server=str(configuration.host),
         ca_path=configuration.ssl_ca_cert or None,

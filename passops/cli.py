@@ -70,7 +70,7 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     # Request-level chatter of the HTTP libraries is noise at INFO (and could echo URLs).
-    for noisy in ("aiohttp.access", "kubernetes_asyncio", "urllib3"):
+    for noisy in ("aiohttp.access", "kubernetes_asyncio", "urllib3", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

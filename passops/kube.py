@@ -7,6 +7,7 @@ a few exceptions with a meaning (not found, conflict, unavailable) in one place.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -99,6 +100,7 @@ class PurchaseClient:
     """CRUD on PassPurchase objects of one namespace."""
 
     def __init__(self, api_client: client.ApiClient, namespace: str, *, timeout: float = 10.0) -> None:
+        self._api_client = api_client
         self._api = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
         self._ext = client.ApiextensionsV1Api(api_client)
@@ -212,18 +214,18 @@ class PurchaseClient:
         # A plain dict serialises as is; the generated model class would only add a conversion step.
         await self._call("create event", self._core.create_namespaced_event(self.namespace, body))  # type: ignore[arg-type]
 
-    async def list_events(self, name: str) -> list[Body]:
+    async def list_events(self, name: str) -> builtins.list[Body]:
         """The core/v1 Events about one purchase, oldest first."""
         try:
             result = await asyncio.wait_for(
                 self._core.list_namespaced_event(
-                    self.namespace, field_selector=f"involvedObject.name={name}", _preload_content=False
+                    self.namespace, field_selector=f"involvedObject.name={name}"
                 ),
                 timeout=self._timeout,
             )
-            payload = json.loads(await result.read())
         except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _translate(exc, "list events") from None
+        payload = self._api_client.sanitize_for_serialization(result)
         items = [i for i in payload.get("items") or [] if (i.get("involvedObject") or {}).get("name") == name]
         return sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 

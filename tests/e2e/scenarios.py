@@ -62,7 +62,9 @@ async def paid_delivery_becomes_ready_with_one_row(stack: Stack) -> None:
     assert rows[0]["pass_id"] == "month-pass" and rows[0]["status"] == "active"
     assert status["subscriptionId"] == rows[0]["id"] and status["userId"] == rows[0]["user_id"]
     assert status["attempts"] == 0 and "readyAt" in status
-    labeled = await stack.wait_for(name, lambda b: b["metadata"].get("labels", {}).get(LABEL_PHASE) == "Ready")
+    labeled = await stack.wait_for(
+        name, lambda b: b["metadata"].get("labels", {}).get(LABEL_PHASE) == "Ready"
+    )
     assert labeled["metadata"]["labels"][LABEL_TENANT] == TENANT
     assert labeled["metadata"]["labels"][LABEL_CUSTOMER] == session["customer"]
     await _eventually_event(stack, name, "Ready")
@@ -127,7 +129,9 @@ async def resync_restores_a_row_deleted_by_hand(stack: Stack) -> None:
     await stack.wait_for_phase(name, "Ready")
     await stack.execute("DELETE FROM subscriptions WHERE checkout_session_id = :id", id=session["id"])
 
-    await stack.purchases.patch(name, {"metadata": {"annotations": {ANNOTATION_RESYNC: "2026-12-03T10:00:00Z"}}})
+    await stack.purchases.patch(
+        name, {"metadata": {"annotations": {ANNOTATION_RESYNC: "2026-12-03T10:00:00Z"}}}
+    )
     body = await stack.wait_for(
         name, lambda b: (b.get("status") or {}).get("lastHandledResyncAt") == "2026-12-03T10:00:00Z"
     )
@@ -154,7 +158,9 @@ async def pause_stops_writes_until_removed(stack: Stack) -> None:
     assert (await stack.wait_for_phase(name, "Paused"))["status"].get("lastHandledResyncAt") != "while-paused"
 
     await stack.purchases.patch(name, {"metadata": {"annotations": {ANNOTATION_PAUSED: None}}})
-    body = await stack.wait_for(name, lambda b: (b.get("status") or {}).get("lastHandledResyncAt") == "while-paused")
+    body = await stack.wait_for(
+        name, lambda b: (b.get("status") or {}).get("lastHandledResyncAt") == "while-paused"
+    )
     assert body["status"]["phase"] == "Ready"
     assert len(await stack.rows(session["id"])) == 1
     await _eventually_event(stack, name, "ReconciliationResumed")

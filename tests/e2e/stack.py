@@ -62,12 +62,15 @@ class Stack:
         raise AssertionError(f"{name} did not get there within {within}s; last seen: {last!r}")
 
     async def wait_for_phase(self, name: str, phase: str, *, within: float = 20.0) -> dict[str, Any]:
-        return await self.wait_for(name, lambda b: (b.get("status") or {}).get("phase") == phase, within=within)
+        return await self.wait_for(
+            name, lambda b: (b.get("status") or {}).get("phase") == phase, within=within
+        )
 
     async def rows(self, checkout_session_id: str) -> list[dict[str, Any]]:
         async with self.engine.connect() as connection:
             result = await connection.execute(
-                text("SELECT * FROM subscriptions WHERE checkout_session_id = :id"), {"id": checkout_session_id}
+                text("SELECT * FROM subscriptions WHERE checkout_session_id = :id"),
+                {"id": checkout_session_id},
             )
             return [dict(row) for row in result.mappings()]
 
