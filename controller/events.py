@@ -63,6 +63,8 @@ def transition_events(purchase: PurchaseView, plan: Plan) -> list[Event]:
         attempts = int(new.get("attempts") or 0)
         if stalled_changed:
             events.append(Event(WARNING, outcome.error.reason, f"Stalled: {outcome.error.message}"))
+        elif stalled_now:
+            pass  # already announced; its slow re-checks are not news
         elif outcome.error.reason != old_reason or _is_power_of_two(attempts):
             # The first failure, a new kind of failure, then attempts 2, 4, 8...: a storm stays readable.
             events.append(

@@ -154,44 +154,34 @@ class Reconciler:
                     Condition(USER_RESOLVED, S.FALSE, "UserNotFound", message),
                 ),
             )
+        # One stable reason: how the user was matched differs between the first visit and replays.
         found = Condition(
-            USER_RESOLVED, S.TRUE, f"MatchedBy{user.matched_by.title()}", f"user {user.user_id}"
+            USER_RESOLVED, S.TRUE, "UserFound", f"user {user.user_id} (matched by {user.matched_by})"
         )
 
         pass_ = await self._resolve_pass(tenant, purchase)
-        if pass_ is None:
-            what = (
-                f"pass {purchase.pass_id!r}"
-                if purchase.pass_id
-                else f"price {purchase.price_id!r}"
-                if purchase.price_id
-                else "the session's line items"
-            )
-            return _stalled(
-                "UnknownPrice",
-                f"{what} is not in the pass catalog of tenant {tenant!r}; add it with `passops catalog add`",
-                paid,
-                found,
-                requeue=Requeue.SLOW,
-                user_id=user.user_id,
-            )
+        if isinstance(pass_, str):
+            return _stalled("UnknownPrice", pass_, paid, found, requeue=Requeue.SLOW, user_id=user.user_id)
 
-        subscription_id = await self.ledger.record_subscription(
-            SubscriptionRequest(
-                tenant=tenant,
-                checkout_session_id=session_id,
-                user_id=user.user_id,
-                pass_id=pass_.pass_id,
-                purchased_at=purchase.purchased_at or purchase.created_at or datetime.now(UTC),
-                duration_days=pass_.duration_days,
-                stripe_subscription_id=_opt_str(purchase.spec.get("subscriptionId")),
-                stripe_customer_id=purchase.stripe_customer_id,
-                source=str(purchase.spec.get("source") or "webhook"),
-                livemode=bool(purchase.spec.get("livemode", False)),
-                amount_total=_opt_int(purchase.spec.get("amountTotal")),
-                currency=_opt_str(purchase.spec.get("currency")),
+        try:
+            subscription_id = await self.ledger.record_subscription(
+                SubscriptionRequest(
+                    tenant=tenant,
+                    checkout_session_id=session_id,
+                    user_id=user.user_id,
+                    pass_id=pass_.pass_id,
+                    purchased_at=purchase.purchased_at or purchase.created_at or datetime.now(UTC),
+                    duration_days=pass_.duration_days,
+                    stripe_subscription_id=_opt_str(purchase.spec.get("subscriptionId")),
+                    stripe_customer_id=purchase.stripe_customer_id,
+                    source=str(purchase.spec.get("source") or "webhook"),
+                    livemode=bool(purchase.spec.get("livemode", False)),
+                    amount_total=_opt_int(purchase.spec.get("amountTotal")),
+                    currency=_opt_str(purchase.spec.get("currency")),
+                )
             )
-        )
+        except PermanentError as exc:
+            return _stalled(exc.reason, exc.message, paid, found, requeue=Requeue.SLOW, user_id=user.user_id)
         message = f"subscription {subscription_id} for user {user.user_id}, pass {pass_.pass_id}"
         return Outcome(
             phase=Phase.READY,
@@ -207,16 +197,28 @@ class Reconciler:
             ),
         )
 
-    async def _resolve_pass(self, tenant: str, purchase: PurchaseView) -> ResolvedPass | None:
+    async def _resolve_pass(self, tenant: str, purchase: PurchaseView) -> ResolvedPass | str:
+        """The catalog entry, or why there is none (a sentence for status and Events)."""
+        fix = f"add it to the pass catalog of tenant {tenant!r} with `passops catalog add`, then resync"
         if purchase.pass_id or purchase.price_id:
-            return await self.ledger.resolve_pass(tenant, purchase.pass_id, purchase.price_id)
+            found = await self.ledger.resolve_pass(tenant, purchase.pass_id, purchase.price_id)
+            if found is not None:
+                return found
+            what = f"pass {purchase.pass_id!r}" if purchase.pass_id else f"price {purchase.price_id!r}"
+            return f"{what} is unknown: {fix}"
         if self.line_items is None or not purchase.checkout_session_id:
-            return None
-        for price_id in await self.line_items.price_ids(purchase.checkout_session_id):
+            return (
+                "the session names no pass or price (metadata pass_id / price_id) and its line items "
+                "cannot be looked up without a Stripe API key (PASSOPS_STRIPE_API_KEY)"
+            )
+        prices = await self.line_items.price_ids(purchase.checkout_session_id)
+        for price_id in prices:
             found = await self.ledger.resolve_pass(tenant, None, price_id)
             if found is not None:
                 return found
-        return None
+        if not prices:
+            return "the session has no line items with a price"
+        return f"price {', '.join(repr(p) for p in prices)} of the line items is unknown: {fix}"
 
 
 def _identity(purchase: PurchaseView) -> str:

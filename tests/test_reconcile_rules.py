@@ -82,6 +82,13 @@ def _conditions(v: Visit) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in v.status["conditions"]}
 
 
+def _matched_by(v: Visit) -> str:
+    """How UserResolved says the user was found (its reason is the stable `UserFound`)."""
+    (condition,) = [c for c in v.status["conditions"] if c["type"] == USER_RESOLVED]
+    assert condition["status"] == "True" and condition["reason"] == "UserFound", condition
+    return str(condition["message"]).rsplit("matched by ", 1)[-1].rstrip(")")
+
+
 @pytest.fixture
 async def catalog(ledger: Ledger) -> Ledger:
     await ledger.add_catalog_entry(DEFAULT_TENANT, GOLD_PASS, GOLD_PRICE, "Gold", GOLD_DAYS)
@@ -130,7 +137,7 @@ async def test_paid_card_session_becomes_ready_with_exactly_one_row(
         RECONCILING: ("False", "SubscriptionActive"),
         STALLED: ("False", "SubscriptionActive"),
         PAYMENT_CONFIRMED: ("True", "Paid"),
-        USER_RESOLVED: ("True", "MatchedByReference"),
+        USER_RESOLVED: ("True", "UserFound"),
     }
     assert [c["type"] for c in first.status["conditions"]] == [
         READY,
@@ -247,7 +254,7 @@ async def test_user_found_by_client_reference_id(reconciler: Reconciler, db_engi
 
     v = await visit(reconciler, purchase_body(session), NOW, SETTINGS)
 
-    assert _conditions(v)[USER_RESOLVED] == ("True", "MatchedByReference")
+    assert _matched_by(v) == "reference"
     assert v.status["userId"] == user_id
     assert await _count(db_engine, "users") == 1
     row = await _row(db_engine, session["id"])
@@ -265,7 +272,7 @@ async def test_user_found_by_stripe_customer_without_client_reference_id(
 
     v = await visit(reconciler, purchase_body(session), NOW, SETTINGS)
 
-    assert _conditions(v)[USER_RESOLVED] == ("True", "MatchedByCustomer")
+    assert _matched_by(v) == "customer"
     assert v.status["userId"] == user_id
     assert await _count(db_engine, "users") == 1
 
@@ -279,7 +286,7 @@ async def test_user_found_by_email_case_insensitively(reconciler: Reconciler, db
 
     v = await visit(reconciler, purchase_body(session), NOW, SETTINGS)
 
-    assert _conditions(v)[USER_RESOLVED] == ("True", "MatchedByEmail")
+    assert _matched_by(v) == "email"
     assert v.status["userId"] == user_id
     assert await _count(db_engine, "users") == 1
     # The Stripe customer is linked, so the next purchase finds the user by customer.
@@ -295,7 +302,7 @@ async def test_default_policy_creates_the_missing_user(
     v = await visit(reconciler, purchase_body(session), NOW, SETTINGS)
 
     assert v.status["phase"] == "Ready"
-    assert _conditions(v)[USER_RESOLVED] == ("True", "MatchedByCreated")
+    assert _matched_by(v) == "created"
     created = await _scalar(db_engine, "SELECT id FROM users WHERE reference = 'brand-new'")
     assert v.status["userId"] == created
 
@@ -327,7 +334,7 @@ async def test_wait_policy_retries_with_backoff_until_the_app_creates_the_user(
     await _execute(db_engine, "INSERT INTO users (tenant, reference) VALUES ('default', 'user-later')")
     ready = await visit(waiting_reconciler, second.body, NOW + timedelta(seconds=3), SETTINGS)
     assert ready.status["phase"] == "Ready"
-    assert _conditions(ready)[USER_RESOLVED] == ("True", "MatchedByReference")
+    assert _matched_by(ready) == "reference"
     assert ready.status["attempts"] == 0 and ready.status["lastError"] is None
     assert await _count(db_engine, "subscriptions") == 1
 
@@ -427,6 +434,9 @@ async def test_subscription_mode_records_the_stripe_subscription_and_a_second_cl
     assert _conditions(conflict)[STALLED] == ("True", "SubscriptionConflict")
     assert _conditions(conflict)[READY] == ("False", "SubscriptionConflict")
     assert conflict.status["lastError"]["reason"] == "SubscriptionConflict"
+    # The user was found: support sees who it is while sorting out the conflict.
+    assert _conditions(conflict)[USER_RESOLVED] == ("True", "UserFound")
+    assert isinstance(conflict.status.get("userId"), int)
     assert "sub_1Shared" in conflict.status["lastError"]["message"]
     assert conflict.plan.requeue_after == SETTINGS.recheck_interval
     assert await _count(db_engine, "subscriptions") == 1
