@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import Annotated
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -18,6 +19,8 @@ from passops.config import (
     normalize_database_url,
     split_secrets,
 )
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="passops",
@@ -169,6 +172,219 @@ def demo(
 
     ok = asyncio.run(run_demo(database_url=_database_url(database_url)))
     raise typer.Exit(0 if ok else 1)
+
+
+# --- support commands ---------------------------------------------------------------------------
+
+Names = Annotated[list[str] | None, typer.Argument(help="PassPurchase names.", show_default=False)]
+Selector = Annotated[
+    str | None, typer.Option("--selector", "-l", help="Label selector, e.g. passops.dev/phase=Failed.")
+]
+
+
+async def _kube_call(coro: Awaitable[T]) -> T:
+    """Run a Kubernetes-side coroutine, turning failures into one clear sentence."""
+    from kubernetes_asyncio.config import ConfigException
+
+    from passops.kube import KubeError
+    from passops.support.selection import SelectionError
+
+    try:
+        return await coro
+    except SelectionError as exc:
+        raise fail(str(exc)) from None
+    except ConfigException as exc:
+        raise fail(f"no Kubernetes configuration ({exc}): set KUBECONFIG or run inside a cluster") from None
+    except KubeError as exc:
+        raise fail(f"cannot reach the Kubernetes API or it refused: {exc}") from None
+
+
+@app.command()
+def status(
+    names: Names = None,
+    selector: Selector = None,
+    all_: Annotated[bool, typer.Option("--all", "-A", help="Every purchase in the namespace.")] = False,
+    stalled: Annotated[bool, typer.Option("--stalled", help="Purchases with Stalled=True.")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Purchases in phase Failed.")] = False,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Explain purchases: phase, conditions, last error, attempts, the database row, what to do."""
+    from rich.console import Console
+
+    from passops.support.report import render
+    from passops.support.selection import Selection
+
+    selection = Selection(tuple(names or ()), selector, stalled, failed, all_)
+    url = _database_url(database_url)
+    console = Console()
+
+    async def run() -> str | None:
+        from passops.kube import purchase_client
+        from passops.support.selection import select
+
+        selection.validate()
+        async with purchase_client(namespace) as purchases:
+            bodies = await select(purchases, selection)
+        if not bodies:
+            console.print(f"no purchases match {selection.describe()} in namespace {namespace!r}")
+            return None
+        rows, db_error = await _rows([str(b["spec"].get("checkoutSessionId")) for b in bodies], url)
+        for body in bodies:
+            session_id = str(body["spec"].get("checkoutSessionId"))
+            render(console, body, db_error or rows.get(session_id))
+        return db_error
+
+    db_error = asyncio.run(_kube_call(run()))
+    if db_error and url:
+        raise fail(db_error)
+
+
+async def _rows(session_ids: list[str], url: str | None) -> tuple[dict[str, Any], str | None]:
+    if not url:
+        return {}, "no database configured (PASSOPS_DATABASE_URL)"
+    from controller.db import DatabaseUnavailable, Ledger, create_engine
+
+    engine = create_engine(url)
+    try:
+        ledger = Ledger(engine)
+        return {sid: await ledger.get_subscription(sid) for sid in session_ids}, None
+    except DatabaseUnavailable as exc:
+        return {}, f"cannot reach the database: {exc}"
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def resync(
+    names: Names = None,
+    selector: Selector = None,
+    stalled: Annotated[bool, typer.Option("--stalled", help="Every purchase with Stalled=True.")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Every purchase in phase Failed.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until each is handled; print the outcome.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+) -> None:
+    """Reconcile purchases now from scratch (sets passops.dev/resync-requested-at)."""
+    from passops.support.resync import request, resync_value, wait_handled
+    from passops.support.selection import Selection
+
+    selection = Selection(tuple(names or ()), selector, stalled, failed)
+    value = resync_value()
+
+    async def run() -> dict[str, Any] | None:
+        from passops.kube import purchase_client
+        from passops.support.selection import select
+
+        selection.validate()
+        async with purchase_client(namespace) as purchases:
+            bodies = await select(purchases, selection)
+            chosen = [str(b["metadata"]["name"]) for b in bodies]
+            if not chosen:
+                typer.echo(f"no purchases match {selection.describe()} in namespace {namespace!r}")
+                return None
+            await request(purchases, chosen, value)
+            for name in chosen:
+                typer.echo(f"resync requested: {name}")
+            if not wait:
+                return None
+            return await wait_handled(purchases, chosen, value, within=timeout)
+
+    handled = asyncio.run(_kube_call(run()))
+    if handled is None:
+        return
+    late = 0
+    for name, body in handled.items():
+        if body is None:
+            late += 1
+            typer.echo(
+                f"{name}: not handled within {timeout:.0f}s (is the controller running? is it paused?)"
+            )
+            continue
+        state = body.get("status") or {}
+        ready: dict[str, Any] = next(
+            (c for c in state.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        typer.echo(f"{name}: {state.get('phase')} ({ready.get('reason')}: {ready.get('message')})")
+    if late:
+        raise typer.Exit(1)
+
+
+catalog_app = typer.Typer(no_args_is_help=True, help="The pass catalog: which Stripe price sells which pass.")
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("add")
+def catalog_add(
+    pass_id: Annotated[str, typer.Option("--pass", help="The app's pass id, e.g. month-pass.")],
+    price: Annotated[str, typer.Option("--price", help="The Stripe price id (price_...).")],
+    tenant: Annotated[str, typer.Option(help="Tenant the price belongs to.")] = "default",
+    name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
+    days: Annotated[int | None, typer.Option(min=1, help="Validity in days (omit: no end).")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Add (or update) a catalog entry; then `passops resync --stalled` grants waiting purchases."""
+    url = _database_url(database_url)
+    if not url:
+        raise fail("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)", 2)
+    from controller.db import CatalogConflict, DatabaseUnavailable, Ledger, create_engine
+
+    async def run() -> Any:
+        engine = create_engine(url)
+        try:
+            return await Ledger(engine).add_catalog_entry(tenant, pass_id, price, name, days)
+        finally:
+            await engine.dispose()
+
+    try:
+        entry = asyncio.run(run())
+    except DatabaseUnavailable as exc:
+        raise fail(f"cannot reach the database: {exc}") from None
+    except CatalogConflict as exc:
+        raise fail(str(exc)) from None
+    length = f"{entry.duration_days} days" if entry.duration_days else "no end"
+    typer.echo(
+        f"catalog: tenant {entry.tenant}, pass {entry.pass_id} <- price {entry.stripe_price_id} ({length})"
+    )
+
+
+@catalog_app.command("list")
+def catalog_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List the pass catalog."""
+    url = _database_url(database_url)
+    if not url:
+        raise fail("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)", 2)
+    from rich.console import Console
+    from rich.table import Table
+
+    from controller.db import DatabaseUnavailable, Ledger, create_engine
+
+    async def run() -> Any:
+        engine = create_engine(url)
+        try:
+            return await Ledger(engine).list_catalog(tenant)
+        finally:
+            await engine.dispose()
+
+    try:
+        entries = asyncio.run(run())
+    except DatabaseUnavailable as exc:
+        raise fail(f"cannot reach the database: {exc}") from None
+    table = Table("TENANT", "PASS", "STRIPE PRICE", "NAME", "DAYS")
+    for entry in entries:
+        table.add_row(
+            entry.tenant,
+            entry.pass_id,
+            entry.stripe_price_id,
+            entry.name or "-",
+            str(entry.duration_days or "-"),
+        )
+    Console().print(table)
 
 
 def _redact(text: str, url: str) -> str:

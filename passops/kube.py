@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -88,6 +89,9 @@ async def load_configuration(kubeconfig: str | None = None) -> client.Configurat
         path = kubeconfig or os.environ.get("KUBECONFIG") or None
         if path and os.pathsep in path:
             path = path.split(os.pathsep)[0]
+        where = Path(path or "~/.kube/config").expanduser()
+        if not await asyncio.to_thread(where.exists):
+            raise config.ConfigException(f"no kubeconfig at {where}")
         await config.load_kube_config(config_file=path, client_configuration=configuration)
     return configuration
 
