@@ -79,20 +79,24 @@ def _translate(exc: BaseException, what: str) -> KubeError:
     return Unavailable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
+def _kubeconfig_path(explicit: str | None) -> str:
+    # Read KUBECONFIG now: kubernetes_asyncio reads it once, at import time.
+    path = explicit or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    first = Path(path.split(os.pathsep)[0]).expanduser()
+    if not first.exists():
+        raise config.ConfigException(f"no kubeconfig at {first}")
+    return str(first)
+
+
 async def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
     """The standard connection: in-cluster service account, else KUBECONFIG / ~/.kube/config."""
     configuration = client.Configuration()
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        # Read KUBECONFIG now: kubernetes_asyncio reads it once at import time.
-        path = kubeconfig or os.environ.get("KUBECONFIG") or None
-        if path and os.pathsep in path:
-            path = path.split(os.pathsep)[0]
-        where = Path(path or "~/.kube/config").expanduser()
-        if not await asyncio.to_thread(where.exists):
-            raise config.ConfigException(f"no kubeconfig at {where}")
-        await config.load_kube_config(config_file=path, client_configuration=configuration)
+        await config.load_kube_config(
+            config_file=_kubeconfig_path(kubeconfig), client_configuration=configuration
+        )
     return configuration
 
 
