@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -22,18 +23,19 @@ from webhook_gateway import server
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    emulator: EmulatedCluster, database_url: str, monkeypatch: pytest.MonkeyPatch, **overrides: object
+    emulator: EmulatedCluster, db_url: str, monkeypatch: pytest.MonkeyPatch, **overrides: object
 ) -> AsyncIterator[Stack]:
     monkeypatch.setenv("KUBECONFIG", emulator.kubeconfig)
     secret = se.webhook_secret()
     settings = Settings(
         namespace=emulator.namespace,
-        database_url=database_url,
+        database_url=db_url,
         stripe_webhook_secrets=(secret,),
         backoff=Backoff(base=0.2, cap=2.0, jitter=0.1),
-        **overrides,  # type: ignore[arg-type]
     )
-    engine = create_engine(database_url)
+    # e.g. user_policy, stripe_api_key, or another database_url for the controller alone
+    settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+    engine = create_engine(db_url)
     stop, ready = asyncio.Event(), asyncio.Event()
     registry = CollectorRegistry()
     operator = asyncio.create_task(
