@@ -50,7 +50,9 @@ async def test_status_explains_an_unknown_price_and_catalog_add_plus_resync_fixe
 ) -> None:
     session = se.paid_session(client_reference_id=_user(), metadata={"price_id": "price_support_new"})
     name = await _accepted(stack, se.event(COMPLETED, session))
-    await stack.wait_for(name, lambda b: (b.get("status") or {}).get("lastError", {}).get("reason") == "UnknownPrice")
+    await stack.wait_for(
+        name, lambda b: ((b.get("status") or {}).get("lastError") or {}).get("reason") == "UnknownPrice"
+    )
 
     code, out = await cli("status", name, kubeconfig=emulator.kubeconfig, database_url=clean_database_url)
     print(out)
@@ -60,8 +62,16 @@ async def test_status_explains_an_unknown_price_and_catalog_add_plus_resync_fixe
     assert "database row" in out and "none" in out
 
     code, out = await cli(
-        "catalog", "add", "--pass", "support-pass", "--price", "price_support_new", "--days", "30",
-        kubeconfig=emulator.kubeconfig, database_url=clean_database_url,
+        "catalog",
+        "add",
+        "--pass",
+        "support-pass",
+        "--price",
+        "price_support_new",
+        "--days",
+        "30",
+        kubeconfig=emulator.kubeconfig,
+        database_url=clean_database_url,
     )
     assert code == 0 and "support-pass" in out, out
     code, out = await cli("catalog", "list", kubeconfig=emulator.kubeconfig, database_url=clean_database_url)
@@ -114,7 +124,8 @@ async def test_every_command_fails_clearly_on_bad_input(emulator: EmulatedCluste
     code, out = await cli("status", "--all", kubeconfig=str(tmp_path / "missing"))
     assert code == 1 and "no Kubernetes configuration" in out
     unreachable = tmp_path / "kubeconfig"
-    unreachable.write_text(Path(emulator.kubeconfig).read_text().replace(emulator.url, "http://127.0.0.1:9"))
+    text = await asyncio.to_thread(Path(emulator.kubeconfig).read_text)
+    await asyncio.to_thread(unreachable.write_text, text.replace(emulator.url, "http://127.0.0.1:9"))
     code, out = await cli("status", "--all", kubeconfig=str(unreachable))
     assert code == 1 and "cannot reach the Kubernetes API" in out
     code, out = await cli("catalog", "list", kubeconfig=emulator.kubeconfig, database_url=DEAD_DATABASE)
