@@ -13,10 +13,12 @@ import typer
 from passops.config import (
     DEFAULT_NAMESPACE,
     DEFAULT_STRIPE_API_BASE,
+    Backoff,
     Settings,
     UserPolicy,
     database_url_from_env,
     normalize_database_url,
+    parse_duration,
     split_secrets,
 )
 
@@ -67,6 +69,17 @@ MetricsPort = Annotated[int, typer.Option("--metrics-port", envvar="PASSOPS_METR
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 
 
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _duration_option(flag: str, env: str, help_: str) -> Any:
+    return typer.Option(flag, envvar=env, help=help_, parser=_duration, metavar="DURATION")
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -95,6 +108,10 @@ def gateway(
     stripe_api_base: StripeApiBase = DEFAULT_STRIPE_API_BASE,
     port: GatewayPort = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    default_tenant: Annotated[
+        str,
+        typer.Option("--default-tenant", envvar="PASSOPS_DEFAULT_TENANT", help="For sessions without one."),
+    ] = "default",
     verbose: Verbose = False,
 ) -> None:
     """Run the webhook gateway: verify Stripe deliveries and store them as PassPurchases."""
@@ -106,6 +123,7 @@ def gateway(
         stripe_api_base=stripe_api_base,
         api_token=api_token,
         gateway_port=port,
+        default_tenant=default_tenant,
     )
     if not settings.stripe_webhook_secrets:
         raise fail("no webhook signing secret: set PASSOPS_STRIPE_WEBHOOK_SECRETS (whsec_...)", 2)
@@ -122,6 +140,28 @@ def controller(
     stripe_api_key: StripeApiKey = None,
     stripe_api_base: StripeApiBase = DEFAULT_STRIPE_API_BASE,
     metrics_port: MetricsPort = 9090,
+    backoff_base: Annotated[
+        float, _duration_option("--backoff-base", "PASSOPS_BACKOFF_BASE", "First retry delay.")
+    ] = Backoff.base,
+    backoff_cap: Annotated[
+        float, _duration_option("--backoff-cap", "PASSOPS_BACKOFF_CAP", "Longest retry delay.")
+    ] = Backoff.cap,
+    stalled_after: Annotated[
+        float,
+        _duration_option("--stalled-after", "PASSOPS_STALLED_AFTER", "Failing this long sets Stalled=True."),
+    ] = Settings.stalled_after,
+    recheck_interval: Annotated[
+        float,
+        _duration_option("--recheck-interval", "PASSOPS_RECHECK_INTERVAL", "Re-check of a Stalled purchase."),
+    ] = Settings.recheck_interval,
+    retention: Annotated[
+        float,
+        _duration_option("--retention", "PASSOPS_RETENTION", "Delete Ready purchases this old (0: never)."),
+    ] = Settings.retention,
+    workers: Annotated[int, typer.Option("--workers", envvar="PASSOPS_WORKERS", min=1)] = Settings.workers,
+    default_tenant: Annotated[
+        str, typer.Option("--default-tenant", envvar="PASSOPS_DEFAULT_TENANT")
+    ] = "default",
     verbose: Verbose = False,
 ) -> None:
     """Run the controller: reconcile every PassPurchase into its subscription row."""
@@ -136,6 +176,12 @@ def controller(
         stripe_api_key=stripe_api_key,
         stripe_api_base=stripe_api_base,
         metrics_port=metrics_port,
+        backoff=Backoff(base=backoff_base, cap=max(backoff_cap, backoff_base)),
+        stalled_after=stalled_after,
+        recheck_interval=recheck_interval,
+        retention=retention,
+        workers=workers,
+        default_tenant=default_tenant,
     )
     from controller.operator import run_controller
 

@@ -30,6 +30,26 @@ def database_url_from_env(environ: dict[str, str] | None = None) -> str | None:
     return normalize_database_url(url) if url else None
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h`` or ``7d``; 0 disables where that makes sense."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        unit = _UNITS.get(text[-1:]) if text else None
+        number = text[:-1] if unit is not None else text
+        try:
+            seconds = float(number) * (unit or 1.0)
+        except ValueError:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 7d)") from None
+    if seconds < 0 or seconds != seconds:
+        raise ValueError(f"a duration must be positive: {value!r}")
+    return seconds
+
+
 def split_secrets(value: str | None) -> tuple[str, ...]:
     return tuple(s.strip() for s in (value or "").split(",") if s.strip())
 
