@@ -7,67 +7,30 @@ The same scenarios as on the emulator (tests/e2e/scenarios.py), plus what only a
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from controller.db import create_engine, upgrade
+from controller.db import create_engine
 from passops.kube import purchase_client
 from passops.testing import stripe_events as se
-from passops.testing.postgres import create_database, drop_database
 from passops.testing.realk8s import RealCluster
 from tests.e2e.scenarios import COMPLETED, SCENARIOS, Scenario, _accepted, _user
 from tests.e2e.stack import Stack
-from tests.realk8s.processes import Process, free_port, passops_process, wait_http_ok
+from tests.realk8s.deployment import Deployed, deploy, fresh_database
 
 pytestmark = pytest.mark.realk8s
 
 
-class Deployed:
-    def __init__(self, cluster: RealCluster, database_url: str, secret: str, gateway_port: int) -> None:
-        self.cluster = cluster
-        self.database_url = database_url
-        self.secret = secret
-        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
-        self.processes: dict[str, Process] = {}
-
-
-@pytest.fixture(scope="module")
-def real_database(database_url: str) -> Iterator[str]:
-    name = f"passops_realk8s_{uuid.uuid4().hex[:8]}"
-    url = create_database(database_url, name)
-    upgrade(url)
-    yield url
-    drop_database(database_url, name)
-
-
 @pytest.fixture(scope="module")
 def deployed(
-    real_cluster: RealCluster, real_database: str, tmp_path_factory: pytest.TempPathFactory
+    real_cluster: RealCluster, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployed]:
-    secret = se.webhook_secret()
-    gateway_port, metrics_port = free_port(), free_port()
     logs = tmp_path_factory.mktemp("passops-logs")
-    env = {
-        "KUBECONFIG": str(real_cluster.kubeconfig),
-        "PASSOPS_NAMESPACE": real_cluster.namespace,
-        "PASSOPS_DATABASE_URL": real_database,
-        "PASSOPS_STRIPE_WEBHOOK_SECRETS": secret,
-        "PASSOPS_GATEWAY_PORT": str(gateway_port),
-        "PASSOPS_METRICS_PORT": str(metrics_port),
-    }
-    deployment = Deployed(real_cluster, real_database, secret, gateway_port)
-    with (
-        passops_process("controller", env, logs) as controller,
-        passops_process("gateway", env, logs, "--host", "127.0.0.1") as gateway,
-    ):
-        deployment.processes = {"controller": controller, "gateway": gateway}
-        wait_http_ok(f"http://127.0.0.1:{metrics_port}/metrics", controller)
-        wait_http_ok(f"{deployment.gateway_url}/readyz", gateway)
+    with fresh_database(database_url) as url, deploy(real_cluster, url, logs) as deployment:
         yield deployment
-        for process in (controller, gateway):
+        for process in deployment.processes.values():
             assert process.alive(), f"{process.name} died:\n{process.tail()}"
 
 
@@ -75,7 +38,7 @@ def deployed(
 async def stack(deployed: Deployed) -> AsyncIterator[Stack]:
     engine = create_engine(deployed.database_url)
     try:
-        async with purchase_client(deployed.cluster.namespace, str(deployed.cluster.kubeconfig)) as purchases:
+        async with purchase_client(deployed.namespace, str(deployed.cluster.kubeconfig)) as purchases:
             running = Stack(deployed.gateway_url, purchases, engine, deployed.secret)
             await running.seed_catalog()
             yield running
