@@ -30,6 +30,7 @@ from typer.core import TyperGroup
 
 import passops
 from passops.cli import app
+from passops.config import Settings, parse_duration
 from passops.kube import PurchaseClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,13 +134,18 @@ def granted_permissions(docs: list[Doc], component: str) -> set[Permission]:
     return granted
 
 
-def placeholder_render(text: str) -> list[Doc]:
+def placeholder_render(text: str, substitutions: Mapping[str, str] | None = None) -> list[Doc]:
     """Parse a template without Helm: drop lines that are only a template action (conditions, label
-    includes) and turn each inline expression into a stable placeholder word, e.g.
-    `{{ include "passops.gatewayServiceAccountName" . }}` -> `include_passops.gatewayServiceAccountName`."""
+    includes) and turn each inline expression into a placeholder word, e.g.
+    `{{ include "passops.gatewayServiceAccountName" . }}` -> `include_passops.gatewayServiceAccountName`,
+    or into ``substitutions[word]`` when given (then every word must have one)."""
 
     def word(match: re.Match[str]) -> str:
-        return re.sub(r"[^A-Za-z0-9.-]+", "_", match.group(1)).strip("_.")
+        placeholder = re.sub(r"[^A-Za-z0-9.-]+", "_", match.group(1)).strip("_.")
+        if substitutions is None:
+            return placeholder
+        assert placeholder in substitutions, f"no substitution for {{{{ {match.group(1)} }}}}"
+        return substitutions[placeholder]
 
     lines = []
     for line in text.splitlines():
@@ -148,6 +154,35 @@ def placeholder_render(text: str) -> list[Doc]:
             continue
         lines.append(re.sub(r"\{\{-?\s*(.*?)\s*-?\}\}", word, line))
     return [d for d in yaml.safe_load_all("\n".join(lines)) if d]
+
+
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+
+
+def rbac_manifests(namespace: str, release: str, *, use_helm: bool | None = None) -> list[Doc]:
+    """The chart's ServiceAccounts and RBAC objects for a release in ``namespace`` (default values):
+    rendered by `helm template` when helm is there, else from serviceaccount.yaml and rbac.yaml with
+    their expressions substituted (then without labels). ``release`` must not contain "passops"."""
+    if use_helm is None:
+        use_helm = helm_binary() is not None
+    if use_helm:
+        result = helm("template", release, str(CHART), "--namespace", namespace, "--set", "existingSecret=x")
+        assert result.returncode == 0, result.stderr
+        return [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] in RBAC_KINDS]
+    fullname = f"{release}-passops"
+    substitutions = {
+        "fullname": fullname,
+        "purchaseNamespace": namespace,
+        "Release.Namespace": namespace,
+        "include_passops.gatewayServiceAccountName": f"{fullname}-gateway",
+        "include_passops.controllerServiceAccountName": f"{fullname}-controller",
+        "include_passops.clusterRoleName": f"{fullname}-{namespace}",
+    }
+    return [
+        doc
+        for name in ("serviceaccount.yaml", "rbac.yaml")
+        for doc in placeholder_render(template_text(name), substitutions)
+    ]
 
 
 def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -234,6 +269,23 @@ def test_every_env_var_the_cli_reads_is_set(command: str) -> None:
     assert envvars, f"passops {command} reads no environment variable?"
     missing = {var for var in envvars if not re.search(rf"(name: |\"){var}\b", text)}
     assert not missing, f"{COMMAND_TEMPLATES[command]} does not set {sorted(missing)}"
+
+
+def test_tuning_defaults_are_the_code_defaults() -> None:
+    """The chart sets every knob explicitly, so its defaults must be the ones the code documents."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    controller, defaults = values["controller"], Settings()
+    assert parse_duration(controller["backoffBase"]) == defaults.backoff.base
+    assert parse_duration(controller["backoffCap"]) == defaults.backoff.cap
+    assert parse_duration(controller["stalledAfter"]) == defaults.stalled_after
+    assert parse_duration(controller["recheckInterval"]) == defaults.recheck_interval
+    assert parse_duration(controller["retention"]) == defaults.retention
+    assert controller["workers"] == defaults.workers
+    assert values["defaultTenant"] == defaults.default_tenant
+    assert values["userPolicy"] == defaults.user_policy.value
+    assert values["stripeApiBase"] == defaults.stripe_api_base
+    assert values["gateway"]["port"] == defaults.gateway_port
+    assert values["controller"]["metricsPort"] == defaults.metrics_port
 
 
 def test_pods_are_locked_down_by_default() -> None:
@@ -489,11 +541,19 @@ def test_purchases_in_another_namespace() -> None:
 @needs_helm
 def test_values_reach_the_containers() -> None:
     docs = render(
-        "userPolicy=wait", "stripeApiBase=http://stripe-fake:12111", "gateway.port=8081", "verbose=true"
+        "userPolicy=wait",
+        "stripeApiBase=http://stripe-fake:12111",
+        "gateway.port=8081",
+        "verbose=true",
+        "controller.retention=0",
+        "defaultTenant=shop-eu",
     )
     (gateway,) = pod_spec(one(docs, "Deployment", "pp-passops-gateway"))["containers"]
     (controller,) = pod_spec(one(docs, "Deployment", "pp-passops-controller"))["containers"]
     assert env_of(controller)["PASSOPS_USER_POLICY"]["value"] == "wait"
+    assert env_of(controller)["PASSOPS_RETENTION"]["value"] == "0"
+    assert env_of(controller)["PASSOPS_DEFAULT_TENANT"]["value"] == "shop-eu"
+    assert env_of(gateway)["PASSOPS_DEFAULT_TENANT"]["value"] == "shop-eu"
     assert env_of(gateway)["PASSOPS_STRIPE_API_BASE"]["value"] == "http://stripe-fake:12111"
     assert env_of(gateway)["PASSOPS_GATEWAY_PORT"]["value"] == "8081"
     assert gateway["ports"][0]["containerPort"] == 8081
@@ -513,6 +573,26 @@ def test_service_monitors_are_optional() -> None:
             d for d in docs if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()
         ]
         assert len(services) == 1
+
+
+@needs_helm
+def test_rbac_without_helm_matches_helm() -> None:
+    """The helm-free rendering of the RBAC (used where helm is missing) is faithful."""
+
+    def essentials(docs: list[Doc]) -> list[Doc]:
+        return sorted(
+            (
+                {k: v for k, v in d.items() if k != "metadata"}
+                | {"name": d["metadata"]["name"], "namespace": d["metadata"].get("namespace")}
+                for d in docs
+            ),
+            key=lambda d: (d["kind"], d["name"]),
+        )
+
+    with_helm = rbac_manifests("shop", "rbac", use_helm=True)
+    without = rbac_manifests("shop", "rbac", use_helm=False)
+    assert len(with_helm) == 8
+    assert essentials(with_helm) == essentials(without)
 
 
 @needs_helm
