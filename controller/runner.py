@@ -27,7 +27,7 @@ from controller.triggers import visit_in
 from controller.workqueue import QueueClosed, WorkQueue
 from passops.config import Settings
 from passops.kube import KubeError, NotFound, PurchaseClient
-from passops.resource import LABEL_PHASE, Phase
+from passops.resource import LABEL_CUSTOMER, LABEL_PHASE, LABEL_TENANT, Phase, label_value
 
 logger = logging.getLogger("passops.controller")
 
@@ -134,10 +134,9 @@ class Controller:
 
         try:
             updated = await self.purchases.patch_status(name, plan.status)
-            if purchase.labels.get(LABEL_PHASE) != plan.status["phase"]:
-                updated = await self.purchases.patch(
-                    name, {"metadata": {"labels": {LABEL_PHASE: plan.status["phase"]}}}
-                )
+            labels = self._label_changes(purchase, plan.status["phase"])
+            if labels:
+                updated = await self.purchases.patch(name, {"metadata": {"labels": labels}})
         except NotFound:
             self.observe(body, deleted=True)
             return
@@ -163,6 +162,19 @@ class Controller:
             self.metrics.time_to_ready.observe(max(0.0, (now - purchase.created_at).total_seconds()))
         if plan.requeue_after is not None:
             self.queue.add(name, plan.requeue_after)
+
+    def _label_changes(self, purchase: PurchaseView, phase: str) -> dict[str, str | None]:
+        """Labels that selectors rely on, kept current (a person may have fixed the spec by hand)."""
+        desired = {
+            LABEL_PHASE: phase,
+            LABEL_TENANT: label_value(purchase.tenant or self.settings.default_tenant),
+            LABEL_CUSTOMER: label_value(purchase.stripe_customer_id),
+        }
+        return {
+            key: value
+            for key, value in desired.items()
+            if purchase.labels.get(key) != value and not (value is None and key not in purchase.labels)
+        }
 
     async def _emit(self, body: Mapping[str, Any], event: Event) -> None:
         # Events are for people; losing one must never fail or delay the reconciliation itself.

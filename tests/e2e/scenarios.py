@@ -182,18 +182,23 @@ async def unknown_price_is_stalled_until_added_and_resynced(stack: Stack) -> Non
     assert (await stack.rows(session["id"]))[0]["pass_id"] == "week-pass"
 
 
-async def observed_generation_follows_spec_changes(stack: Stack) -> None:
-    """A spec change bumps metadata.generation; the controller's status follows it."""
+async def observed_generation_and_labels_follow_spec_changes(stack: Stack) -> None:
+    """A spec fixed by hand bumps metadata.generation; status and the selector labels follow it."""
     session = se.paid_session(client_reference_id=_user(), metadata={"pass_id": "day-pass"})
     name = await _accepted(stack, se.event(COMPLETED, session))
     body = await stack.wait_for_phase(name, "Ready")
     generation = body["metadata"]["generation"]
-    await stack.purchases.patch(name, {"spec": {"customer": {"email": "changed@example.com"}}})
+    fixed = {"customer": {"email": "changed@example.com", "stripeCustomerId": "cus_FixedByHand"}}
+    await stack.purchases.patch(name, {"spec": fixed})
     body = await stack.wait_for(
         name, lambda b: (b.get("status") or {}).get("observedGeneration") == generation + 1
     )
     assert body["metadata"]["generation"] == generation + 1
     assert all(c["observedGeneration"] == generation + 1 for c in _conditions(body).values())
+    body = await stack.wait_for(
+        name, lambda b: b["metadata"]["labels"].get(LABEL_CUSTOMER) == "cus_FixedByHand"
+    )
+    assert body["metadata"]["labels"][LABEL_PHASE] == "Ready"
 
 
 SCENARIOS: list[Scenario] = [
@@ -204,5 +209,5 @@ SCENARIOS: list[Scenario] = [
     resync_restores_a_row_deleted_by_hand,
     pause_stops_writes_until_removed,
     unknown_price_is_stalled_until_added_and_resynced,
-    observed_generation_follows_spec_changes,
+    observed_generation_and_labels_follow_spec_changes,
 ]
