@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry
@@ -20,6 +20,10 @@ from passops.demo import report
 from passops.demo.scenarios import CATALOG, TENANT, Scenario, build
 from passops.kube import PurchaseClient, purchase_client
 from passops.resource import Phase, purchase_name
+from passops.support import resync
+
+if TYPE_CHECKING:
+    from controller.db import Ledger
 from passops.testing import stripe_events as se
 
 NAMESPACE = "default"
@@ -53,6 +57,20 @@ async def _wait_for_phase(purchases: PurchaseClient, name: str, phase: Phase, wi
             return current
         await asyncio.sleep(0.1)
     return current
+
+
+async def _wait_for_stalled(purchases: PurchaseClient, name: str, reason: str, within: float) -> str | None:
+    deadline = time.monotonic() + within
+    seen: str | None = None
+    while time.monotonic() < deadline:
+        body = await purchases.find(name) or {}
+        for condition in (body.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Stalled" and condition.get("status") == "True":
+                seen = str(condition.get("reason"))
+                if seen == reason:
+                    return seen
+        await asyncio.sleep(0.1)
+    return seen
 
 
 async def _deliver(http: aiohttp.ClientSession, url: str, secret: str, event: dict[str, Any]) -> str:
@@ -103,7 +121,7 @@ async def run_demo(database_url: str | None = None, console: Console | None = No
                         console.print(f"[bold]gateway[/]: {url}; controller running")
                         scenarios = build()
                         results = await _drive(
-                            scenarios, purchases, f"http://127.0.0.1:{gateway.port}", secret, console
+                            scenarios, purchases, ledger, f"http://127.0.0.1:{gateway.port}", secret, console
                         )
                         objects = await purchases.list()
                         rows = await ledger.list_subscriptions()
@@ -121,7 +139,12 @@ async def run_demo(database_url: str | None = None, console: Console | None = No
 
 
 async def _drive(
-    scenarios: list[Scenario], purchases: PurchaseClient, base_url: str, secret: str, console: Console
+    scenarios: list[Scenario],
+    purchases: PurchaseClient,
+    ledger: Ledger,
+    base_url: str,
+    secret: str,
+    console: Console,
 ) -> list[report.ScenarioResult]:
     results: list[report.ScenarioResult] = []
     async with aiohttp.ClientSession() as http:
@@ -136,12 +159,24 @@ async def _drive(
                     problems.append(
                         f"{step.event['type']}: gateway said {outcome}, expected {step.expect_outcome}"
                     )
+                if step.then_stalled is not None:
+                    stalled = await _wait_for_stalled(purchases, name, step.then_stalled, PHASE_TIMEOUT)
+                    if stalled != step.then_stalled:
+                        problems.append(f"expected Stalled ({step.then_stalled}), saw {stalled}")
+                    else:
+                        outcomes.append(f"Stalled ({stalled})")
                 if step.then_phase is not None:
                     seen = await _wait_for_phase(purchases, name, step.then_phase, PHASE_TIMEOUT)
                     if seen != step.then_phase.value:
                         problems.append(
                             f"after {step.event['type']}: phase {seen}, expected {step.then_phase.value}"
                         )
+            if scenario.support_fix is not None:
+                pass_id, price_id, days = scenario.support_fix
+                # Exactly what `passops catalog add` and `passops resync` do.
+                await ledger.add_catalog_entry(TENANT, pass_id, price_id, pass_id, days)
+                await resync.request(purchases, [name], resync.resync_value())
+                outcomes.append(f"catalog add {price_id} + resync")
             started = time.perf_counter()
             seen = await _wait_for_phase(purchases, name, scenario.final_phase, PHASE_TIMEOUT)
             if seen != scenario.final_phase.value:

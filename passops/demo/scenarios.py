@@ -23,6 +23,7 @@ class Step:
     event: dict[str, Any]
     expect_outcome: str  # what the gateway must answer: accepted | duplicate
     then_phase: Phase | None = None  # wait for this phase before the next step
+    then_stalled: str | None = None  # wait for Stalled=True with this reason before the next step
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Scenario:
     final_phase: Phase
     row_expected: bool
     notes: list[str] = field(default_factory=list)
+    # What support does for a Stalled purchase: `passops catalog add` (pass, price, days), then resync.
+    support_fix: tuple[str, str, int] | None = None
 
 
 def build() -> list[Scenario]:
@@ -52,6 +55,12 @@ def build() -> list[Scenario]:
 
     failed = se.async_unpaid_session(
         method="us_bank_account", email="ken@example.com", metadata={"pass_id": "day-pass"}
+    )
+
+    new_price = se.paid_session(
+        client_reference_id="user-alan",
+        email="alan@example.com",
+        metadata={"price_id": "price_1DemoWeekPass"},
     )
 
     free = se.free_session(
@@ -109,6 +118,18 @@ def build() -> list[Scenario]:
             ],
             Phase.FAILED,
             row_expected=False,
+        ),
+        Scenario(
+            "a price missing from the catalog, fixed by support",
+            new_price["id"],
+            [
+                Step(
+                    se.event("checkout.session.completed", new_price), "accepted", then_stalled="UnknownPrice"
+                )
+            ],
+            Phase.READY,
+            row_expected=True,
+            support_fix=("week-pass", "price_1DemoWeekPass", 7),
         ),
         Scenario(
             "free pass (100% coupon, nothing to pay)",
