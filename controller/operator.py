@@ -15,6 +15,7 @@ from controller.handlers import build_registry, kopf_settings
 from controller.metrics import ControllerMetrics, PopulationCollector
 from controller.reconcile import Reconciler
 from controller.runner import Controller
+from controller.stripe_lookup import StripeLineItems
 from passops.config import Settings
 from passops.kube import purchase_client
 
@@ -39,11 +40,16 @@ async def run_controller(
         open_ledger(settings.database_url, metrics) as ledger,
         purchase_client(settings.namespace) as purchases,
     ):
+        line_items = (
+            StripeLineItems(settings.stripe_api_key, settings.stripe_api_base, metrics=metrics)
+            if settings.stripe_api_key
+            else None
+        )
         reconciler = Reconciler(
             ledger=ledger,
             user_policy=settings.user_policy,
             default_tenant=settings.default_tenant,
-            line_items=None,
+            line_items=line_items,
         )
 
         async def post_event(body: Mapping[str, Any], event: Event) -> None:
@@ -67,3 +73,5 @@ async def run_controller(
             )
         finally:
             controller.stop()
+            if line_items is not None:
+                await line_items.close()

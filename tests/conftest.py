@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.kube",
     "tests.fixtures.stripe",
+    "tests.fixtures.fake_stripe",
     "tests.fixtures.realk8s",
 ]

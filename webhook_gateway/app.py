@@ -16,8 +16,10 @@ from passops.kube import KubeError, PurchaseClient
 from passops.resource import Phase, purchase_name
 from webhook_gateway import metrics
 from webhook_gateway.checkout import EventInfo, Malformed, event_info, facts_from_event, parse_event
+from webhook_gateway.ratelimit import TokenBucket
 from webhook_gateway.signature import InvalidSignature, verify
 from webhook_gateway.store import Outcome, store_purchase
+from webhook_gateway.sync import CustomerSync
 
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
 # Stripe waits a limited time for an answer; better a 503 (it retries) than its timeout.
@@ -41,6 +43,7 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     store_timeout: float = DEFAULT_STORE_TIMEOUT,
+    sync_limiter: TokenBucket | None = None,
 ) -> web.Application:
     """The aiohttp application. Raises ConfigurationError when no webhook secret is configured."""
     if not settings.stripe_webhook_secrets:
@@ -54,6 +57,9 @@ def create_app(
     app = web.Application()
     app.router.add_post("/webhooks/stripe", gateway.stripe_webhook)
     app.router.add_get("/v1/purchases/{checkoutSessionId}", gateway.get_purchase)
+    sync = CustomerSync(settings, purchases, authorize=gateway._authorize, limiter=sync_limiter)
+    app.router.add_post("/v1/customers/{stripeCustomerId}/sync", sync.handle)
+    app.on_cleanup.append(sync.close)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/readyz", gateway.readyz)
     app.router.add_get("/metrics", gateway.metrics)
