@@ -41,6 +41,7 @@ class Outcome:
     error: ErrorInfo | None = None
     user_id: int | None = None
     subscription_id: int | None = None
+    retry_after: float | None = None  # a dependency's own "not before" (HTTP Retry-After)
 
     @property
     def counts_as_attempt(self) -> bool:

@@ -26,12 +26,16 @@ from passops.resource import Phase
 
 
 class TransientError(Exception):
-    """A dependency is down or slow (database, Stripe API): retry with backoff."""
+    """A dependency is down or slow (database, Stripe API): retry with backoff.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``retry_after``: the dependency asked us to wait at least this long (an HTTP Retry-After).
+    """
+
+    def __init__(self, reason: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
 
 
 class PermanentError(Exception):
@@ -332,6 +336,7 @@ def _transient(exc: TransientError, purchase: PurchaseView) -> Outcome:
         phase=Phase.RECONCILING,
         result=Result.RETRY,
         requeue=Requeue.BACKOFF,
+        retry_after=exc.retry_after,
         error=ErrorInfo(exc.reason, exc.message),
         conditions=(
             Condition(READY, S.FALSE, exc.reason, exc.message),

@@ -17,6 +17,8 @@ import stripe
 
 from controller.metrics import ControllerMetrics
 from controller.reconcile import PermanentError, TransientError
+from passops import stripe_api
+from passops.stripe_api import new_client
 
 log = logging.getLogger("passops.controller.stripe")
 
@@ -28,34 +30,11 @@ class StripeRateLimited(TransientError):
     """Stripe answered 429; ``retry_after`` is its Retry-After in seconds, when it sent one."""
 
     def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__("StripeUnavailable", message)
-        self.retry_after = retry_after
-
-
-def new_client(
-    api_key: str, api_base: str, timeout: float
-) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
-    """A StripeClient on an aiohttp transport, and that transport (to ``close_async`` it).
-
-    No retries inside the library: the controller's backoff (with jitter, visible in status) retries,
-    and one attempt bounded by ``timeout`` keeps a reconcile from hanging on Stripe.
-    """
-    http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout))
-    client = stripe.StripeClient(
-        api_key, base_addresses={"api": api_base}, http_client=http, max_network_retries=0
-    )
-    return client, http
+        super().__init__("StripeUnavailable", message, retry_after=retry_after)
 
 
 def retry_after(exc: stripe.StripeError) -> float | None:
-    """The Retry-After of an error response, in seconds (headers may be a plain dict: any case)."""
-    for key, value in (exc.headers or {}).items():
-        if str(key).lower() == "retry-after":
-            try:
-                return max(float(value), 0.0)
-            except ValueError:
-                return None
-    return None
+    return stripe_api.retry_after(exc.headers)
 
 
 def translate(exc: BaseException, what: str, *, secret: str) -> TransientError | PermanentError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from controller.purchase import PurchaseView, format_time
 from controller.status import plan
 from controller.triggers import visit_in
 from controller.workqueue import WorkQueue
-from passops.config import Backoff, Settings
+from passops.config import Backoff, Settings, parse_duration
 from passops.resource import ANNOTATION_PAUSED, ANNOTATION_RESYNC, Phase, purchase_name
 
 NOW = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
@@ -169,3 +170,27 @@ async def test_workqueue_serves_the_earliest_requested_time() -> None:
     queue.add("slow", delay=0.1)  # an earlier request wins over the later one
     assert await asyncio.wait_for(queue.get(), 1) == "soon"
     assert await asyncio.wait_for(queue.get(), 1) == "slow"
+
+
+def test_a_dependency_asking_to_wait_longer_than_the_backoff_is_respected() -> None:
+    """Stripe's 429 Retry-After: 30 s beats a 1 s backoff step; a shorter one does not shorten it."""
+    settings = Settings(backoff=Backoff(base=1.0, cap=60.0, jitter=0.0))
+    view = PurchaseView.from_body(body({"attempts": 0}))
+    slow = dataclasses.replace(failing("StripeUnavailable"), retry_after=30.0)
+    assert plan(view, slow, NOW, settings).requeue_after == 30.0
+    quick = dataclasses.replace(failing("StripeUnavailable"), retry_after=0.1)
+    assert plan(view, quick, NOW, settings).requeue_after == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("2h", 7200.0), ("7d", 604800.0), ("0", 0.0)],
+)
+def test_durations_accept_units(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "-5s", "5 weeks", "nan"])
+def test_bad_durations_are_refused_with_an_example(text: str) -> None:
+    with pytest.raises(ValueError, match=r"duration"):
+        parse_duration(text)

@@ -25,6 +25,7 @@ from stripe.params.checkout import SessionListParams
 from passops.config import Settings
 from passops.kube import AlreadyExists, Body, KubeError, PurchaseClient
 from passops.resource import Phase, Source, purchase_name
+from passops.stripe_api import new_client, retry_after
 from webhook_gateway.checkout import EventInfo, PurchaseFacts, labels_for, spec_from_session
 from webhook_gateway.ratelimit import TokenBucket
 from webhook_gateway.store import new_body, store_purchase
@@ -59,11 +60,8 @@ class StripeSessions:
 
     def __init__(self, api_key: str, api_base: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         # No retries inside the library: a person is waiting, and the app can press again.
-        self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout))
+        self._client, self._http = new_client(api_key, api_base, timeout)
         self._used = False
-        self._client = stripe.StripeClient(
-            api_key, base_addresses={"api": api_base}, http_client=self._http, max_network_retries=0
-        )
 
     async def recent(self, customer_id: str, *, since: int, limit: int) -> list[dict[str, Any]]:
         """Newest first; empty for a customer Stripe does not know. Raises StripeUnavailable."""
@@ -94,21 +92,13 @@ def _unavailable(exc: BaseException) -> StripeUnavailable:
         # Stripe's message quotes part of the key: never pass it on.
         return StripeUnavailable(f"Stripe refused the gateway's API key (HTTP {exc.http_status})", auth=True)
     if isinstance(exc, stripe.RateLimitError):
-        retry = next((v for k, v in (exc.headers or {}).items() if str(k).lower() == "retry-after"), None)
-        return StripeUnavailable("Stripe is rate-limiting the gateway", retry_after=_seconds(retry))
+        return StripeUnavailable("Stripe is rate-limiting the gateway", retry_after=retry_after(exc.headers))
     if isinstance(exc, stripe.StripeError) and exc.http_status is not None:
         return StripeUnavailable(f"the Stripe API answered HTTP {exc.http_status}")
     cause = exc.__cause__ or exc
     if isinstance(cause, TimeoutError):
         return StripeUnavailable("the Stripe API did not answer in time")
     return StripeUnavailable(f"the Stripe API is unreachable ({type(cause).__name__})")
-
-
-def _seconds(value: object) -> float | None:
-    try:
-        return max(float(str(value)), 0.0) if value is not None else None
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
