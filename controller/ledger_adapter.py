@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import psycopg
+import sqlalchemy.exc
 
 from controller.db import (
     DatabaseUnavailable,
@@ -25,6 +28,34 @@ from controller.reconcile import (
 )
 
 
+def _invalid_data(exc: BaseException) -> PermanentError | None:
+    """A value the database cannot store (NUL in text, a number or date out of range): retrying the
+    same spec cannot help, a person must correct it."""
+    driver = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None else exc
+    if isinstance(exc, OverflowError) or isinstance(driver, psycopg.DataError):
+        detail = (
+            str(driver).splitlines()[0][:200]
+            if isinstance(driver, psycopg.DataError)
+            else "date or number overflow"
+        )
+        return PermanentError(
+            "InvalidData",
+            f"the purchase holds a value the database cannot store ({detail}); correct the spec",
+        )
+    return None
+
+
+@contextmanager
+def _data_errors() -> Iterator[None]:
+    try:
+        yield
+    except (sqlalchemy.exc.StatementError, psycopg.DataError, OverflowError) as exc:
+        permanent = _invalid_data(exc)
+        if permanent is None:
+            raise
+        raise permanent from None
+
+
 class ReconcileLedger:
     """The `controller.reconcile.Ledger` protocol over `controller.db.Ledger`."""
 
@@ -41,7 +72,8 @@ class ReconcileLedger:
         self, tenant: str, reference: str | None, customer_id: str | None, email: str | None, *, create: bool
     ) -> ResolvedUser | None:
         try:
-            match = await self.ledger.resolve_user(tenant, reference, customer_id, email, create=create)
+            with _data_errors():
+                match = await self.ledger.resolve_user(tenant, reference, customer_id, email, create=create)
         except DatabaseUnavailable as exc:
             raise self._unavailable(exc) from None
         return None if match is None else ResolvedUser(match.user_id, match.matched_by.value)
@@ -50,7 +82,8 @@ class ReconcileLedger:
         self, tenant: str, pass_id: str | None, price_id: str | None
     ) -> ResolvedPass | None:
         try:
-            entry = await self.ledger.resolve_pass(tenant, pass_id, price_id)
+            with _data_errors():
+                entry = await self.ledger.resolve_pass(tenant, pass_id, price_id)
         except DatabaseUnavailable as exc:
             raise self._unavailable(exc) from None
         return (
@@ -62,22 +95,10 @@ class ReconcileLedger:
             source = Source(request.source)
         except ValueError:
             source = Source.WEBHOOK
-        facts = SubscriptionFacts(
-            tenant=request.tenant,
-            checkout_session_id=request.checkout_session_id,
-            user_id=request.user_id,
-            pass_id=request.pass_id,
-            purchased_at=request.purchased_at,
-            source=source,
-            duration_days=request.duration_days,
-            stripe_subscription_id=request.stripe_subscription_id,
-            stripe_customer_id=request.stripe_customer_id,
-            livemode=request.livemode,
-            amount_total=request.amount_total,
-            currency=request.currency,
-        )
         try:
-            return (await self.ledger.upsert_subscription(facts)).id
+            with _data_errors():
+                facts = _facts(request, source)
+                return (await self.ledger.upsert_subscription(facts)).id
         except DatabaseUnavailable as exc:
             raise self._unavailable(exc) from None
         except SubscriptionConflict as exc:
@@ -87,6 +108,23 @@ class ReconcileLedger:
             raise TransientError("UserDeleted", str(exc)) from None
         except LedgerConflict as exc:
             raise PermanentError("DatabaseConflict", str(exc)) from None
+
+
+def _facts(request: SubscriptionRequest, source: Source) -> SubscriptionFacts:
+    return SubscriptionFacts(
+        tenant=request.tenant,
+        checkout_session_id=request.checkout_session_id,
+        user_id=request.user_id,
+        pass_id=request.pass_id,
+        purchased_at=request.purchased_at,
+        source=source,
+        duration_days=request.duration_days,
+        stripe_subscription_id=request.stripe_subscription_id,
+        stripe_customer_id=request.stripe_customer_id,
+        livemode=request.livemode,
+        amount_total=request.amount_total,
+        currency=request.currency,
+    )
 
 
 @asynccontextmanager

@@ -124,7 +124,8 @@ class PurchaseView:
 
     @property
     def resync_requested(self) -> str | None:
-        return self.annotations.get(ANNOTATION_RESYNC) or None
+        """The annotation's value when set; "any new value" includes an empty one."""
+        return self.annotations.get(ANNOTATION_RESYNC)
 
     @property
     def resync_pending(self) -> bool:
@@ -149,6 +150,10 @@ class PurchaseView:
     @property
     def next_attempt_at(self) -> datetime | None:
         return parse_time(self.status.get("nextAttemptAt"))
+
+    @property
+    def last_attempt_at(self) -> datetime | None:
+        return parse_time(self.status.get("lastAttemptAt"))
 
     @property
     def ready_at(self) -> datetime | None:

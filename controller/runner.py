@@ -88,8 +88,15 @@ class Controller:
             return
         if not _newer(body, self.cache.get(name)):
             return
+        first_sight = name not in self.cache
         self.cache[name] = body
-        delay = visit_in(PurchaseView.from_body(body), self.clock(), retention=self.settings.retention)
+        delay = visit_in(
+            PurchaseView.from_body(body),
+            self.clock(),
+            retention=self.settings.retention,
+            sync_period=self.settings.sync_period,
+            first_sight=first_sight,
+        )
         if delay is not None:
             self.queue.add(name, delay)
 

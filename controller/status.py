@@ -102,9 +102,14 @@ def plan(
         status["subscriptionId"] = outcome.subscription_id
     if outcome.result is Result.READY:
         status["readyAt"] = purchase.status.get("readyAt") or stamp
+        # Ready is re-checked: at the retention deadline, and every sync_period against drift.
+        due: list[float] = []
         if settings.retention > 0:
             ready_at = purchase.ready_at or now
-            requeue_after = max(0.0, (ready_at + timedelta(seconds=settings.retention) - now).total_seconds())
+            due.append(max(0.0, (ready_at + timedelta(seconds=settings.retention) - now).total_seconds()))
+        if settings.sync_period > 0:
+            due.append(settings.sync_period)
+        requeue_after = min(due) if due else None
     return Plan(status=status, outcome=outcome, requeue_after=requeue_after)
 
 

@@ -154,6 +154,12 @@ def controller(
         float,
         _duration_option("--recheck-interval", "PASSOPS_RECHECK_INTERVAL", "Re-check of a Stalled purchase."),
     ] = Settings.recheck_interval,
+    sync_period: Annotated[
+        float,
+        _duration_option(
+            "--sync-period", "PASSOPS_SYNC_PERIOD", "Re-check Ready purchases this often (0: never)."
+        ),
+    ] = Settings.sync_period,
     retention: Annotated[
         float,
         _duration_option("--retention", "PASSOPS_RETENTION", "Delete Ready purchases this old (0: never)."),
@@ -180,6 +186,7 @@ def controller(
         stalled_after=stalled_after,
         recheck_interval=recheck_interval,
         retention=retention,
+        sync_period=sync_period,
         workers=workers,
         default_tenant=default_tenant,
     )

@@ -80,6 +80,9 @@ class Settings:
     stalled_after: float = 600.0
     # How often something only a person can fix (an unknown price) is re-checked.
     recheck_interval: float = 600.0
+    # Ready purchases are re-checked against the database this often (a row lost after Ready, e.g.
+    # deleted by hand or a restored backup, comes back without anyone asking); 0 disables.
+    sync_period: float = 3600.0
     # Ready purchases older than this are deleted from the cluster (the database keeps the row).
     retention: float = 7 * 24 * 3600.0
     workers: int = 4

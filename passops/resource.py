@@ -55,7 +55,8 @@ def purchase_name(checkout_session_id: str) -> str:
     """
     if not checkout_session_id:
         raise ValueError("a Checkout Session id is required")
-    digest = hashlib.sha256(checkout_session_id.encode()).hexdigest()[:8]
+    # surrogatepass: a name for any str at all; the gateway refuses such ids before they get here.
+    digest = hashlib.sha256(checkout_session_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     readable = re.sub(r"[^a-z0-9-]", "-", checkout_session_id.lower().replace("_", "-")).strip("-")
     readable = readable[: _MAX_NAME - 9] or "cs"
     return f"{readable}-{digest}"

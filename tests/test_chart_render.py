@@ -280,6 +280,7 @@ def test_tuning_defaults_are_the_code_defaults() -> None:
     assert parse_duration(controller["stalledAfter"]) == defaults.stalled_after
     assert parse_duration(controller["recheckInterval"]) == defaults.recheck_interval
     assert parse_duration(controller["retention"]) == defaults.retention
+    assert parse_duration(controller["syncPeriod"]) == defaults.sync_period
     assert controller["workers"] == defaults.workers
     assert values["defaultTenant"] == defaults.default_tenant
     assert values["userPolicy"] == defaults.user_policy.value

@@ -142,12 +142,19 @@ def test_triggers_ignore_our_own_status_writes_but_see_spec_resync_and_pause() -
     not_exactly = body(current, **{ANNOTATION_PAUSED: "yes"})
     assert visit_in(PurchaseView.from_body(not_exactly), NOW, retention=0) is None
     assert visit_in(PurchaseView.from_body(body(current)), NOW, retention=3600) == 3600.0
+    # A Ready purchase is re-checked every sync_period (drift), or at the retention if sooner.
+    assert visit_in(PurchaseView.from_body(body(current)), NOW, retention=7200, sync_period=600) == 600.0
+    assert visit_in(PurchaseView.from_body(body(current)), NOW, retention=300, sync_period=600) == 300.0
+    # On the controller's start every Ready purchase is checked at once; a retry keeps its time.
+    ready = PurchaseView.from_body(body(current))
+    assert visit_in(ready, NOW, retention=7200, sync_period=600, first_sight=True) == 0.0
     retrying = {
         "phase": "Reconciling",
         "observedGeneration": 1,
         "nextAttemptAt": format_time(NOW + timedelta(seconds=30)),
     }
     assert visit_in(PurchaseView.from_body(body(retrying)), NOW, retention=0) == 30.0
+    assert visit_in(PurchaseView.from_body(body(retrying)), NOW, retention=0, first_sight=True) == 30.0
 
 
 async def test_workqueue_hands_a_key_to_one_worker_and_reruns_it_if_added_meanwhile() -> None:

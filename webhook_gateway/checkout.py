@@ -54,6 +54,8 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         event = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise Malformed("body is not valid JSON") from None
+    except RecursionError:  # signed, yet nested beyond what any Stripe event is
+        raise Malformed("body is nested too deeply") from None
     if not isinstance(event, dict):
         raise Malformed("body is not a JSON object")
     if not _nonempty_str(event.get("id")) or not _nonempty_str(event.get("type")):
@@ -153,11 +155,19 @@ def _object(value: Any) -> Mapping[str, Any]:
 
 
 def _nonempty_str(value: Any) -> bool:
-    return isinstance(value, str) and bool(value)
+    return _str(value) is not None
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A usable text value: non-empty, no NUL (PostgreSQL text cannot hold it), encodable as UTF-8
+    (JSON escapes can smuggle in lone surrogates)."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def _id(value: Any) -> str | None:
@@ -167,8 +177,12 @@ def _id(value: Any) -> str | None:
     return _str(value)
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer that fits the schema's int64 (and the database's bigint)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value in _INT64 else None
 
 
 def _timestamp(value: Any) -> str | None:
@@ -177,6 +191,8 @@ def _timestamp(value: Any) -> str | None:
     if seconds is None:
         return None
     try:
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         return None
+    # Not strftime("%Y"): it does not zero-pad years before 1000, which RFC 3339 requires.
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"

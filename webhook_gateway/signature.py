@@ -27,6 +27,8 @@ def verify(
         raise InvalidSignature("no signing secret is configured")
     if not header:
         raise InvalidSignature("missing Stripe-Signature header")
+    if not header.isascii():  # Stripe's comparison (hmac.compare_digest) raises on non-ASCII text
+        raise InvalidSignature(_GARBLED)
     try:
         # The library signs the text form of the body; Stripe sends UTF-8, so this is byte-exact.
         text = payload.decode("utf-8")
