@@ -90,6 +90,17 @@ class ReconcileLedger:
             None if entry is None else ResolvedPass(entry.pass_id, entry.stripe_price_id, entry.duration_days)
         )
 
+    async def granted_pass(self, checkout_session_id: str) -> ResolvedPass | None:
+        try:
+            with _data_errors():
+                row = await self.ledger.get_subscription(checkout_session_id)
+        except DatabaseUnavailable as exc:
+            raise self._unavailable(exc) from None
+        if row is None:
+            return None
+        days = (row.period_end - row.period_start).days if row.period_end and row.period_start else None
+        return ResolvedPass(row.pass_id, None, days)
+
     async def record_subscription(self, request: SubscriptionRequest) -> int:
         try:
             source = Source(request.source)

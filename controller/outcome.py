@@ -41,6 +41,7 @@ class Outcome:
     error: ErrorInfo | None = None
     user_id: int | None = None
     subscription_id: int | None = None
+    pass_id: str | None = None  # the pass granted (shown in `kubectl get pp`'s PASS column)
     retry_after: float | None = None  # a dependency's own "not before" (HTTP Retry-After)
 
     @property

@@ -89,6 +89,10 @@ class Ledger(Protocol):
 
     async def record_subscription(self, request: SubscriptionRequest) -> int: ...
 
+    async def granted_pass(self, checkout_session_id: str) -> ResolvedPass | None:
+        """The pass of the session's existing subscription row, if there is one."""
+        ...
+
 
 class LineItems(Protocol):
     """Looks up the price ids of a Checkout Session's line items (the Stripe API)."""
@@ -160,10 +164,19 @@ class Reconciler:
             )
         # One stable reason: how the user was matched differs between the first visit and replays.
         found = Condition(
-            USER_RESOLVED, S.TRUE, "UserFound", f"user {user.user_id} (matched by {user.matched_by})"
+            USER_RESOLVED,
+            S.TRUE,
+            "UserFound",
+            f"user {user.user_id} (created by passops)"
+            if user.matched_by == "created"
+            else f"user {user.user_id} (matched by {user.matched_by})",
         )
 
         pass_ = await self._resolve_pass(tenant, purchase)
+        if isinstance(pass_, str):
+            # Granted before and the catalog changed since (a price re-pointed or removed): the row
+            # already says which pass was bought; a catalog edit must not take a pass away.
+            pass_ = await self.ledger.granted_pass(session_id) or pass_
         if isinstance(pass_, str):
             return _stalled("UnknownPrice", pass_, paid, found, requeue=Requeue.SLOW, user_id=user.user_id)
 
@@ -192,6 +205,7 @@ class Reconciler:
             result=Result.READY,
             user_id=user.user_id,
             subscription_id=subscription_id,
+            pass_id=pass_.pass_id,
             conditions=(
                 Condition(READY, S.TRUE, "SubscriptionActive", message),
                 Condition(RECONCILING, S.FALSE, "SubscriptionActive", "nothing left to do"),

@@ -100,6 +100,8 @@ def plan(
         status["userId"] = outcome.user_id
     if outcome.subscription_id is not None:
         status["subscriptionId"] = outcome.subscription_id
+    if outcome.pass_id is not None:
+        status["passId"] = outcome.pass_id
     if outcome.result is Result.READY:
         status["readyAt"] = purchase.status.get("readyAt") or stamp
         # Ready is re-checked: at the retention deadline, and every sync_period against drift.

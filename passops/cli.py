@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -21,6 +21,9 @@ from passops.config import (
     parse_duration,
     split_secrets,
 )
+
+if TYPE_CHECKING:
+    from controller.db import Ledger
 
 T = TypeVar("T")
 
@@ -129,7 +132,7 @@ def gateway(
         raise fail("no webhook signing secret: set PASSOPS_STRIPE_WEBHOOK_SECRETS (whsec_...)", 2)
     from webhook_gateway.server import run_gateway
 
-    asyncio.run(run_gateway(settings, host=host, port=port))
+    _serve(run_gateway(settings, host=host, port=port))
 
 
 @app.command()
@@ -192,7 +195,19 @@ def controller(
     )
     from controller.operator import run_controller
 
-    asyncio.run(run_controller(settings))
+    _serve(run_controller(settings))
+
+
+def _serve(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived component; configuration problems end it with one sentence, not a traceback."""
+    from kubernetes_asyncio.config import ConfigException
+
+    try:
+        asyncio.run(main)
+    except ConfigException as exc:
+        raise fail(f"no Kubernetes configuration ({exc}): set KUBECONFIG or run inside a cluster") from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -324,7 +339,7 @@ def resync(
     from passops.support.resync import request, resync_value, wait_handled
     from passops.support.selection import Selection
 
-    selection = Selection(tuple(names or ()), selector, stalled, failed)
+    selection = Selection(tuple(names or ()), selector, stalled, failed, allow_all=False)
     value = resync_value()
 
     async def run() -> dict[str, Any] | None:
@@ -369,6 +384,32 @@ catalog_app = typer.Typer(no_args_is_help=True, help="The pass catalog: which St
 app.add_typer(catalog_app, name="catalog")
 
 
+def _with_ledger(database_url: str | None, work: Callable[[Ledger], Awaitable[T]]) -> T:
+    """Run ``work`` on the ledger; database failures become one sentence and exit 1."""
+    url = _database_url(database_url)
+    if not url:
+        raise fail("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)", 2)
+    import sqlalchemy.exc
+
+    from controller.db import DatabaseUnavailable, Ledger, create_engine
+
+    async def run() -> T:
+        engine = create_engine(url)
+        try:
+            return await work(Ledger(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except DatabaseUnavailable as exc:
+        raise fail(f"cannot reach the database: {exc}") from None
+    except sqlalchemy.exc.ProgrammingError as exc:
+        if "does not exist" in str(exc.orig):
+            raise fail("the database has no passops schema yet: run `passops migrate` first") from None
+        raise
+
+
 @catalog_app.command("add")
 def catalog_add(
     pass_id: Annotated[str, typer.Option("--pass", help="The app's pass id, e.g. month-pass.")],
@@ -378,29 +419,18 @@ def catalog_add(
     days: Annotated[int | None, typer.Option(min=1, help="Validity in days (omit: no end).")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Add (or update) a catalog entry; then `passops resync --stalled` grants waiting purchases."""
-    url = _database_url(database_url)
-    if not url:
-        raise fail("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)", 2)
-    from controller.db import CatalogConflict, DatabaseUnavailable, Ledger, create_engine
+    """Say which pass a Stripe price sells (a pass may have several prices); then
+    `passops resync --stalled` grants the purchases that waited for it."""
 
-    async def run() -> Any:
-        engine = create_engine(url)
-        try:
-            return await Ledger(engine).add_catalog_entry(tenant, pass_id, price, name, days)
-        finally:
-            await engine.dispose()
+    async def add(ledger: Ledger) -> tuple[Any, Any]:
+        before = await ledger.resolve_pass(tenant, None, price)
+        return before, await ledger.add_catalog_entry(tenant, pass_id, price, name, days)
 
-    try:
-        entry = asyncio.run(run())
-    except DatabaseUnavailable as exc:
-        raise fail(f"cannot reach the database: {exc}") from None
-    except CatalogConflict as exc:
-        raise fail(str(exc)) from None
+    before, entry = _with_ledger(database_url, add)
     length = f"{entry.duration_days} days" if entry.duration_days else "no end"
-    typer.echo(
-        f"catalog: tenant {entry.tenant}, pass {entry.pass_id} <- price {entry.stripe_price_id} ({length})"
-    )
+    change = "added" if before is None else f"updated (was pass {before.pass_id})"
+    sells = f"price {entry.stripe_price_id} -> pass {entry.pass_id} ({length})"
+    typer.echo(f"catalog {change}: tenant {entry.tenant}, {sells}")
 
 
 @catalog_app.command("list")
@@ -409,27 +439,14 @@ def catalog_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the pass catalog."""
-    url = _database_url(database_url)
-    if not url:
-        raise fail("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)", 2)
     from rich.console import Console
     from rich.table import Table
 
-    from controller.db import DatabaseUnavailable, Ledger, create_engine
+    async def entries_of(ledger: Ledger) -> list[Any]:
+        return list(await ledger.list_catalog(tenant))
 
-    async def run() -> Any:
-        engine = create_engine(url)
-        try:
-            return await Ledger(engine).list_catalog(tenant)
-        finally:
-            await engine.dispose()
-
-    try:
-        entries = asyncio.run(run())
-    except DatabaseUnavailable as exc:
-        raise fail(f"cannot reach the database: {exc}") from None
     table = Table("TENANT", "PASS", "STRIPE PRICE", "NAME", "DAYS")
-    for entry in entries:
+    for entry in _with_ledger(database_url, entries_of):
         table.add_row(
             entry.tenant,
             entry.pass_id,

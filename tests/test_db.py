@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool, QueuePool
 
 from controller.db import (
-    CatalogConflict,
     DatabaseUnavailable,
     Ledger,
     MatchedBy,
@@ -331,16 +330,23 @@ async def test_pass_resolution_by_pass_id_then_price(ledger: Ledger) -> None:
     assert await ledger.resolve_pass("other-tenant", None, "price_M") is None
 
 
-async def test_catalog_entries_are_upserted_by_pass_id(ledger: Ledger) -> None:
-    first = await ledger.add_catalog_entry(TENANT, "day", "price_D", "Day", 1)
-    changed = await ledger.add_catalog_entry(TENANT, "day", "price_D2", "Day pass", None)
-    assert changed.id == first.id
-    assert (changed.stripe_price_id, changed.name, changed.duration_days) == ("price_D2", "Day pass", None)
-    await ledger.add_catalog_entry("other", "day", "price_D2")
-    with pytest.raises(CatalogConflict):
-        await ledger.add_catalog_entry(TENANT, "week", "price_D2")
-    assert [(e.tenant, e.pass_id) for e in await ledger.list_catalog()] == [("acme", "day"), ("other", "day")]
-    assert [e.pass_id for e in await ledger.list_catalog("other")] == ["day"]
+async def test_a_pass_can_be_sold_by_several_prices_and_entries_are_keyed_by_price(ledger: Ledger) -> None:
+    """`catalog add` of a second price for a pass adds a price; the first keeps selling it."""
+    eur = await ledger.add_catalog_entry(TENANT, "day", "price_D_eur", "Day", 1)
+    usd = await ledger.add_catalog_entry(TENANT, "day", "price_D_usd", "Day", 1)
+    assert usd.id != eur.id
+    assert (await ledger.resolve_pass(TENANT, None, "price_D_eur")) == eur
+    assert (await ledger.resolve_pass(TENANT, None, "price_D_usd")) == usd
+    assert (await ledger.resolve_pass(TENANT, "day", None)) == eur  # the oldest entry of the pass
+    # The same price again re-points it (a correction), it does not add a row.
+    moved = await ledger.add_catalog_entry(TENANT, "week", "price_D_usd", "Week", 7)
+    assert moved.id == usd.id and (moved.pass_id, moved.duration_days) == ("week", 7)
+    await ledger.add_catalog_entry("other", "day", "price_D_usd")
+    assert [(e.tenant, e.pass_id, e.stripe_price_id) for e in await ledger.list_catalog()] == [
+        ("acme", "day", "price_D_eur"),
+        ("acme", "week", "price_D_usd"),
+        ("other", "day", "price_D_usd"),
+    ]
 
 
 # --- failures ------------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ def _matched_by(v: Visit) -> str:
     """How UserResolved says the user was found (its reason is the stable `UserFound`)."""
     (condition,) = [c for c in v.status["conditions"] if c["type"] == USER_RESOLVED]
     assert condition["status"] == "True" and condition["reason"] == "UserFound", condition
-    return str(condition["message"]).rsplit("matched by ", 1)[-1].rstrip(")")
+    message = str(condition["message"])
+    return "created" if "(created by passops)" in message else message.rsplit("matched by ", 1)[-1].rstrip(")")
 
 
 @pytest.fixture
@@ -365,6 +366,28 @@ async def test_pass_found_by_metadata_price_id(reconciler: Reconciler, db_engine
     row = await _row(db_engine, session["id"])
     assert row is not None and row["pass_id"] == "gold-30"
     assert row["period_end"] == datetime.fromtimestamp(PURCHASED, UTC) + timedelta(days=30)
+
+
+async def test_a_granted_pass_survives_its_price_leaving_the_catalog(
+    reconciler: Reconciler, db_engine: AsyncEngine
+) -> None:
+    """Ready by price, then the price is removed from the catalog: the next visit (drift check,
+    resync) keeps the pass the row already grants; it does not turn Stalled."""
+    session = gold_session(metadata={"price_id": "price_1GoldMonthly"})
+    ready = await visit(reconciler, purchase_body(session), NOW, SETTINGS)
+    assert ready.status["passId"] == "gold-30"
+    before = await _row(db_engine, session["id"])
+    await _execute(db_engine, "DELETE FROM pass_catalog")
+
+    again = await visit(reconciler, ready.body, NOW + timedelta(hours=1), SETTINGS)
+    assert again.status["phase"] == "Ready" and again.status["passId"] == "gold-30"
+    after = await _row(db_engine, session["id"])
+    assert after is not None and before is not None
+    assert (after["id"], after["pass_id"], after["period_end"]) == (
+        before["id"],
+        "gold-30",
+        before["period_end"],
+    )
 
 
 async def test_no_pass_nor_price_without_line_item_lookup_is_stalled_and_rechecked_slowly(

@@ -10,7 +10,6 @@
 
 from controller.db.engine import create_engine
 from controller.db.errors import (
-    CatalogConflict,
     DatabaseUnavailable,
     LedgerConflict,
     SubscriptionConflict,
@@ -30,7 +29,6 @@ from controller.db.records import (
 )
 
 __all__ = [
-    "CatalogConflict",
     "CatalogEntry",
     "DatabaseUnavailable",
     "Ledger",

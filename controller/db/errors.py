@@ -40,10 +40,6 @@ class SubscriptionConflict(LedgerConflict):
     """Another Checkout Session's row already holds this Stripe subscription id."""
 
 
-class CatalogConflict(LedgerConflict):
-    """The Stripe price is already mapped to another pass of the same tenant."""
-
-
 class UnknownUser(LedgerConflict):
     """The user id given for a subscription does not exist (deleted since it was resolved)."""
 

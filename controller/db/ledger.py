@@ -15,7 +15,7 @@
 - ``get_subscription(checkout_session_id) -> SubscriptionRecord | None``,
   ``list_subscriptions(*, tenant, user_id, stripe_customer_id, limit) -> list[SubscriptionRecord]``.
 - ``add_catalog_entry(tenant, pass_id, price_id, name, duration_days) -> CatalogEntry`` (upsert by
-  pass id; ``CatalogConflict`` when the price sells another pass), ``list_catalog(tenant)``.
+  price: a pass may have several prices, a known price is re-pointed), ``list_catalog(tenant)``.
 - ``ping()``: a round trip, for readiness checks.
 
 Every method raises ``DatabaseUnavailable`` for transient failures (see ``controller.db.errors``).
@@ -35,7 +35,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.db.errors import (
-    CatalogConflict,
     DatabaseUnavailable,
     SubscriptionConflict,
     UnknownUser,
@@ -55,7 +54,6 @@ from controller.db.records import (
 _SUBSCRIPTION_SESSION_KEY = "uq_subscriptions_checkout_session_id"
 _SUBSCRIPTION_STRIPE_ID_KEY = "uq_subscriptions_stripe_subscription_id"
 _SUBSCRIPTION_USER_FK = "fk_subscriptions_user_id_users"
-_CATALOG_PRICE_KEY = "uq_pass_catalog_tenant_stripe_price_id"
 
 # The columns an upsert sets (all but the conflict key); a row differing in any of them is restored.
 _SUBSCRIPTION_FACT_COLUMNS = (
@@ -230,8 +228,12 @@ class Ledger:
             ):
                 if value is None:
                     continue
-                query = select(PassCatalogEntry.__table__).where(
-                    PassCatalogEntry.tenant == tenant, column == value
+                # A pass sold by several prices: the oldest entry decides (they should agree).
+                query = (
+                    select(PassCatalogEntry.__table__)
+                    .where(PassCatalogEntry.tenant == tenant, column == value)
+                    .order_by(PassCatalogEntry.id)
+                    .limit(1)
                 )
                 row = (await connection.execute(query)).mappings().first()
                 if row is not None:
@@ -249,27 +251,23 @@ class Ledger:
         insert = pg_insert(PassCatalogEntry).values(
             tenant=tenant, pass_id=pass_id, stripe_price_id=price_id, name=name, duration_days=duration_days
         )
+        # Keyed by price: `catalog add` of a known price re-points it; of a new price, adds one.
         upsert = insert.on_conflict_do_update(
-            index_elements=[PassCatalogEntry.tenant, PassCatalogEntry.pass_id],
+            index_elements=[PassCatalogEntry.tenant, PassCatalogEntry.stripe_price_id],
             set_={
-                "stripe_price_id": insert.excluded.stripe_price_id,
+                "pass_id": insert.excluded.pass_id,
                 "name": insert.excluded.name,
                 "duration_days": insert.excluded.duration_days,
             },
         ).returning(*PassCatalogEntry.__table__.c)
-        try:
-            async with self._begin() as connection:
-                row = (await connection.execute(upsert)).mappings().one()
-        except sqlalchemy.exc.IntegrityError as exc:
-            if _constraint_of(exc) == _CATALOG_PRICE_KEY:
-                raise CatalogConflict(
-                    f"price {price_id!r} of tenant {tenant!r} already sells another pass"
-                ) from None
-            raise
+        async with self._begin() as connection:
+            row = (await connection.execute(upsert)).mappings().one()
         return _catalog_entry(row)
 
     async def list_catalog(self, tenant: str | None = None) -> list[CatalogEntry]:
-        query = select(PassCatalogEntry.__table__).order_by(PassCatalogEntry.tenant, PassCatalogEntry.pass_id)
+        query = select(PassCatalogEntry.__table__).order_by(
+            PassCatalogEntry.tenant, PassCatalogEntry.pass_id, PassCatalogEntry.stripe_price_id
+        )
         if tenant is not None:
             query = query.where(PassCatalogEntry.tenant == tenant)
         async with self._begin() as connection:

@@ -74,8 +74,9 @@ class User(Base):
 class PassCatalogEntry(Base):
     __tablename__ = "pass_catalog"
     __table_args__ = (
-        UniqueConstraint("tenant", "pass_id"),
+        # A price sells one pass; a pass may be sold by several prices (currencies, promotions).
         UniqueConstraint("tenant", "stripe_price_id"),
+        Index("ix_pass_catalog_tenant_pass_id", "tenant", "pass_id"),
         CheckConstraint("duration_days > 0", name="duration_days_positive"),
     )
 

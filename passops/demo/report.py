@@ -24,19 +24,21 @@ class ScenarioResult:
 
 
 def purchases_table(console: Console, objects: Sequence[dict[str, Any]]) -> None:
-    table = Table(title="PassPurchases (kubectl get pp)")
-    for column in ("NAME", "CUSTOMER", "PASS", "PHASE", "ATTEMPTS", "SUBSCRIPTION"):
+    table = Table(title="PassPurchases (as `kubectl get pp -o wide` shows them)")
+    for column in ("NAME", "TENANT", "CUSTOMER", "PASS", "PHASE", "ATTEMPTS", "REASON", "SUBSCRIPTION"):
         table.add_column(column)
     for obj in sorted(objects, key=lambda o: o["metadata"]["name"]):
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        pass_ = spec.get("pass") or {}
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
         table.add_row(
             obj["metadata"]["name"],
-            (spec.get("customer") or {}).get("stripeCustomerId") or "-",
-            pass_.get("passId") or pass_.get("priceId") or "-",
-            status.get("phase") or "-",
+            spec.get("tenant") or "",
+            (spec.get("customer") or {}).get("stripeCustomerId") or "",
+            status.get("passId") or "",
+            status.get("phase") or "",
             str(status.get("attempts", 0)),
-            str(status.get("subscriptionId") or "-"),
+            ready.get("reason") or "",
+            str(status.get("subscriptionId") or ""),
         )
     console.print(table)
 

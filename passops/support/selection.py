@@ -20,15 +20,15 @@ class Selection:
     stalled: bool = False
     failed: bool = False
     all: bool = False
+    allow_all: bool = True  # `status --all` reads everything; `resync` has no --all on purpose
 
     def validate(self) -> None:
+        options = "-l SELECTOR, --stalled, --failed" + (" or --all" if self.allow_all else "")
         chosen = sum(bool(x) for x in (self.names, self.selector, self.stalled, self.failed))
         if not chosen and not self.all:
-            raise SelectionError("name purchases, or pass -l SELECTOR, --stalled, --failed or --all")
+            raise SelectionError(f"name purchases, or pass {options}")
         if self.names and (self.selector or self.stalled or self.failed or self.all):
-            raise SelectionError(
-                "give either names or a selection (-l, --stalled, --failed, --all), not both"
-            )
+            raise SelectionError(f"give either names or a selection ({options}), not both")
 
     def describe(self) -> str:
         if self.names:

@@ -101,7 +101,8 @@ async def async_payment_waits_then_succeeds(stack: Stack) -> None:
     assert await stack.rows(session["id"]) == []
 
     await _accepted(stack, se.event(SUCCEEDED, dict(session, payment_status="paid")))
-    await stack.wait_for_phase(name, "Ready")
+    body = await stack.wait_for_phase(name, "Ready")
+    assert body["status"]["passId"] == "day-pass"  # found by price: the PASS column shows the pass
     await _accepted(stack, se.event(COMPLETED, session))  # a late, reordered delivery
     await asyncio.sleep(0.5)
     body = await stack.wait_for_phase(name, "Ready")

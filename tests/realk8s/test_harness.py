@@ -177,7 +177,7 @@ def test_kubectl_printer_columns(real_cluster: RealCluster) -> None:
             "checkoutSessionId": "cs_test_columns",
             "tenant": "acme",
             "customer": {"stripeCustomerId": "cus_Columns1"},
-            "pass": {"passId": "gold", "priceId": "price_1"},
+            "pass": {"priceId": "price_1"},
         },
     )
     _patch(
@@ -185,6 +185,7 @@ def test_kubectl_printer_columns(real_cluster: RealCluster) -> None:
         "columns",
         {
             "status": {
+                "passId": "gold",  # PASS is the pass granted: known from the catalog, not the session
                 "phase": "Reconciling",
                 "attempts": 3,
                 "subscriptionId": 4242,

@@ -57,10 +57,10 @@ def upgrade() -> None:
         sa.Column("duration_days", sa.Integer(), nullable=True),
         sa.Column("created_at", TZ, server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_pass_catalog"),
-        sa.UniqueConstraint("tenant", "pass_id", name="uq_pass_catalog_tenant_pass_id"),
         sa.UniqueConstraint("tenant", "stripe_price_id", name="uq_pass_catalog_tenant_stripe_price_id"),
         sa.CheckConstraint("duration_days > 0", name="ck_pass_catalog_duration_days_positive"),
     )
+    op.create_index("ix_pass_catalog_tenant_pass_id", "pass_catalog", ["tenant", "pass_id"])
 
     op.create_table(
         "subscriptions",
