@@ -87,7 +87,9 @@ def _matched_by(v: Visit) -> str:
     (condition,) = [c for c in v.status["conditions"] if c["type"] == USER_RESOLVED]
     assert condition["status"] == "True" and condition["reason"] == "UserFound", condition
     message = str(condition["message"])
-    return "created" if "(created by passops)" in message else message.rsplit("matched by ", 1)[-1].rstrip(")")
+    if "(created by passops)" in message:
+        return "created"
+    return message.rsplit("matched by ", 1)[-1].rstrip(")")
 
 
 @pytest.fixture
