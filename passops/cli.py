@@ -229,6 +229,9 @@ def migrate(database_url: DatabaseUrl = None, verbose: Verbose = False) -> None:
 @app.command()
 def demo(
     database_url: DatabaseUrl = None,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Stay up after the scenarios, to try the support commands.")
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Run everything locally (embedded PostgreSQL, in-process Kubernetes API) and show purchases converge."""
@@ -238,7 +241,10 @@ def demo(
             logging.getLogger(chatty).setLevel(logging.ERROR)
     from passops.demo.runner import run_demo
 
-    ok = asyncio.run(run_demo(database_url=_database_url(database_url)))
+    try:
+        ok = asyncio.run(run_demo(database_url=_database_url(database_url), keep_running=keep_running))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
     raise typer.Exit(0 if ok else 1)
 
 

@@ -29,7 +29,9 @@ def purchases_table(console: Console, objects: Sequence[dict[str, Any]]) -> None
         table.add_column(column)
     for obj in sorted(objects, key=lambda o: o["metadata"]["name"]):
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
         table.add_row(
             obj["metadata"]["name"],
             spec.get("tenant") or "",

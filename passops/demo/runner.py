@@ -80,7 +80,9 @@ async def _deliver(http: aiohttp.ClientSession, url: str, secret: str, event: di
         return str(answer.get("outcome") or answer.get("error", {}).get("type") or response.status)
 
 
-async def run_demo(database_url: str | None = None, console: Console | None = None) -> bool:
+async def run_demo(
+    database_url: str | None = None, console: Console | None = None, *, keep_running: bool = False
+) -> bool:
     from controller.db import Ledger, create_engine, upgrade
     from controller.operator import run_controller
     from passops.testing.emulator import run_emulator
@@ -125,6 +127,14 @@ async def run_demo(database_url: str | None = None, console: Console | None = No
                         )
                         objects = await purchases.list()
                         rows = await ledger.list_subscriptions()
+                        report.purchases_table(console, objects)
+                        report.rows_table(console, rows)
+                        ok = report.verdict(console, scenarios, results, objects, rows)
+                        if keep_running:
+                            _explain_keep_running(
+                                console, cluster.kubeconfig, None if database_url else db_url
+                            )
+                            await asyncio.Event().wait()  # until Ctrl-C cancels the demo
                     finally:
                         await gateway.close()
             finally:
@@ -133,9 +143,22 @@ async def run_demo(database_url: str | None = None, console: Console | None = No
                     await asyncio.wait_for(operator, 15)
                 await engine.dispose()
 
-    report.purchases_table(console, objects)
-    report.rows_table(console, rows)
-    return report.verdict(console, scenarios, results, objects, rows)
+    return ok
+
+
+def _explain_keep_running(console: Console, kubeconfig: str, database_url: str | None) -> None:
+    database = (
+        f"PASSOPS_DATABASE_URL='{database_url}'"
+        if database_url
+        else "PASSOPS_DATABASE_URL=<the one you gave>"
+    )
+    console.print(
+        "\n[bold]The demo keeps running[/] (Ctrl-C stops it). In another shell, try the support commands:\n"
+        f"  export KUBECONFIG={kubeconfig} {database}\n"
+        "  .venv/bin/passops status --all\n"
+        "  .venv/bin/passops catalog list\n"
+        "  .venv/bin/kubectl get pp -o wide        # kubectl from the test extra (make test)\n"
+    )
 
 
 async def _drive(
