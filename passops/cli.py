@@ -79,8 +79,17 @@ def _duration(value: str) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _duration_option(flag: str, env: str, help_: str) -> Any:
-    return typer.Option(flag, envvar=env, help=help_, parser=_duration, metavar="DURATION")
+def _shown(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _duration_option(flag: str, env: str, help_: str, default: float) -> Any:
+    return typer.Option(
+        flag, envvar=env, help=help_, parser=_duration, metavar="DURATION", show_default=_shown(default)
+    )
 
 
 def _logging(verbose: bool) -> None:
@@ -144,28 +153,46 @@ def controller(
     stripe_api_base: StripeApiBase = DEFAULT_STRIPE_API_BASE,
     metrics_port: MetricsPort = 9090,
     backoff_base: Annotated[
-        float, _duration_option("--backoff-base", "PASSOPS_BACKOFF_BASE", "First retry delay.")
+        float, _duration_option("--backoff-base", "PASSOPS_BACKOFF_BASE", "First retry delay.", Backoff.base)
     ] = Backoff.base,
     backoff_cap: Annotated[
-        float, _duration_option("--backoff-cap", "PASSOPS_BACKOFF_CAP", "Longest retry delay.")
+        float, _duration_option("--backoff-cap", "PASSOPS_BACKOFF_CAP", "Longest retry delay.", Backoff.cap)
     ] = Backoff.cap,
     stalled_after: Annotated[
         float,
-        _duration_option("--stalled-after", "PASSOPS_STALLED_AFTER", "Failing this long sets Stalled=True."),
+        _duration_option(
+            "--stalled-after",
+            "PASSOPS_STALLED_AFTER",
+            "Failing this long sets Stalled=True.",
+            Settings.stalled_after,
+        ),
     ] = Settings.stalled_after,
     recheck_interval: Annotated[
         float,
-        _duration_option("--recheck-interval", "PASSOPS_RECHECK_INTERVAL", "Re-check of a Stalled purchase."),
+        _duration_option(
+            "--recheck-interval",
+            "PASSOPS_RECHECK_INTERVAL",
+            "Re-check of a Stalled purchase.",
+            Settings.recheck_interval,
+        ),
     ] = Settings.recheck_interval,
     sync_period: Annotated[
         float,
         _duration_option(
-            "--sync-period", "PASSOPS_SYNC_PERIOD", "Re-check Ready purchases this often (0: never)."
+            "--sync-period",
+            "PASSOPS_SYNC_PERIOD",
+            "Re-check Ready purchases this often (0: never).",
+            Settings.sync_period,
         ),
     ] = Settings.sync_period,
     retention: Annotated[
         float,
-        _duration_option("--retention", "PASSOPS_RETENTION", "Delete Ready purchases this old (0: never)."),
+        _duration_option(
+            "--retention",
+            "PASSOPS_RETENTION",
+            "Delete Ready purchases this old (0: never).",
+            Settings.retention,
+        ),
     ] = Settings.retention,
     workers: Annotated[int, typer.Option("--workers", envvar="PASSOPS_WORKERS", min=1)] = Settings.workers,
     default_tenant: Annotated[
