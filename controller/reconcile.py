@@ -173,9 +173,10 @@ class Reconciler:
         )
 
         pass_ = await self._resolve_pass(tenant, purchase)
-        if isinstance(pass_, str):
-            # Granted before and the catalog changed since (a price re-pointed or removed): the row
-            # already says which pass was bought; a catalog edit must not take a pass away.
+        if isinstance(pass_, str) and purchase.observed_generation == purchase.generation:
+            # The same spec was granted before and the catalog changed since (a price removed): the
+            # row says which pass was bought, and a catalog edit must not take it away. A spec edited
+            # to an unknown pass is different: that edit needs a person (Stalled, the row is kept).
             pass_ = await self.ledger.granted_pass(session_id) or pass_
         if isinstance(pass_, str):
             return _stalled("UnknownPrice", pass_, paid, found, requeue=Requeue.SLOW, user_id=user.user_id)
