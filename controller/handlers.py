@@ -73,8 +73,10 @@ def build_registry(controller: Controller, workers: int) -> kopf.OperatorRegistr
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    # async: kopf runs plain functions in a thread pool, and the cache and work queue belong to the
+    # event loop's thread.
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def watched(event: Mapping[str, Any], **_: Any) -> None:
+    async def watched(event: Mapping[str, Any], **_: Any) -> None:
         body = event.get("object")
         if isinstance(body, Mapping):
             controller.observe(body, deleted=event.get("type") == "DELETED")

@@ -78,6 +78,8 @@ class Controller:
 
     # --- fed by the watch ---
     def observe(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        # The cache and the queue are the event loop's: raises RuntimeError if called from a thread.
+        asyncio.get_running_loop()
         name = str((body.get("metadata") or {}).get("name") or "")
         if not name:
             return
