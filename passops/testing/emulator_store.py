@@ -98,6 +98,7 @@ class Store:
         self._watches: set[Watch] = set()
         self._versions_kept = versions_kept
         self.event_ttl = event_ttl
+        self._next_event_sweep = datetime.datetime.min.replace(tzinfo=datetime.UTC)
         self._on_types_changed = on_types_changed
 
     # --- resource types -------------------------------------------------------------------------
@@ -337,7 +338,12 @@ class Store:
 
     def _expire_events(self) -> None:
         """Events live an hour, as with the apiserver's --event-ttl: a long demo does not pile them up."""
-        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=self.event_ttl)
+        now = datetime.datetime.now(datetime.UTC)
+        # A sweep reads every Event: once a minute at most, or each new Event costs O(events).
+        if now < self._next_event_sweep:
+            return
+        self._next_event_sweep = now + datetime.timedelta(seconds=min(60.0, self.event_ttl))
+        cutoff = now - datetime.timedelta(seconds=self.event_ttl)
         for event in self.current(EVENTS, None):
             created = datetime.datetime.fromisoformat(
                 event["metadata"]["creationTimestamp"].replace("Z", "+00:00")
