@@ -42,6 +42,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _slim(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object without metadata.managedFields: half of its size, and nothing reconciling reads."""
+    meta = body.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        return body
+    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def _newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
     """Whether ``candidate`` is a later version than ``current`` (watch events can lag our writes)."""
     if current is None:
@@ -91,7 +99,7 @@ class Controller:
         if not _newer(body, self.cache.get(name)):
             return
         first_sight = name not in self.cache
-        self.cache[name] = body
+        self.cache[name] = body = _slim(body)
         delay = visit_in(
             PurchaseView.from_body(body),
             self.clock(),
@@ -161,7 +169,7 @@ class Controller:
         self._write_failures.pop(name, None)
         elapsed = time.perf_counter() - started
         if _newer(updated, self.cache.get(name)):
-            self.cache[name] = updated
+            self.cache[name] = _slim(updated)
 
         for event in transition_events(purchase, plan):
             await self._emit(updated, event)
