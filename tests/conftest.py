@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.kube",
+    "tests.fixtures.stack",
     "tests.fixtures.stripe",
     "tests.fixtures.fake_stripe",
     "tests.fixtures.realk8s",

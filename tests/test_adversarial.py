@@ -6,7 +6,7 @@ the marker must go; the others are regression tests of behaviour that held up.
 
 Real parts only: the gateway over a real TCP socket (raw bytes, so that headers and bodies can be
 as broken as an attacker likes), the Kubernetes API emulator, an embedded PostgreSQL that the
-outage probes stop and start, and the kopf controller (tests/e2e/test_on_emulator.running_stack).
+outage probes stop and start, and the kopf controller (tests/fixtures/stack.running_stack).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from passops.testing import stripe_events as se
 from passops.testing.emulator import EmulatedCluster
 from passops.testing.postgres import create_database
 from tests.e2e.stack import Stack
-from tests.e2e.test_on_emulator import running_stack
+from tests.fixtures.stack import running_stack
 from webhook_gateway import server
 
 PATH = "/webhooks/stripe"
@@ -132,14 +132,6 @@ async def gateway(emulator: EmulatedCluster, purchases: PurchaseClient) -> Async
         yield RawGateway(running.port, secret)
     finally:
         await running.close()
-
-
-@pytest.fixture
-async def stack(
-    emulator: EmulatedCluster, clean_database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Stack]:
-    async with running_stack(emulator, clean_database_url, monkeypatch) as running:
-        yield running
 
 
 def reconciles(stack: Stack) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from passops.testing import stripe_events as se
 from passops.testing.emulator import EmulatedCluster
 from tests.e2e.scenarios import COMPLETED, _accepted, _user
 from tests.e2e.stack import Stack
-from tests.e2e.test_on_emulator import running_stack
+from tests.fixtures.stack import running_stack
 
 PASSOPS = str(Path(sys.executable).with_name("passops"))
 DEAD_DATABASE = "postgresql://passops:hunter2-secret@127.0.0.1:9/passops"
@@ -35,14 +34,6 @@ async def cli(*args: str, kubeconfig: str, database_url: str | None = None) -> t
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     # Tables wrap long cells: compare words, not line breaks.
     return int(process.returncode or 0), " ".join(out.decode().split())
-
-
-@pytest.fixture
-async def stack(
-    emulator: EmulatedCluster, clean_database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Stack]:
-    async with running_stack(emulator, clean_database_url, monkeypatch) as running:
-        yield running
 
 
 async def test_status_explains_an_unknown_price_and_catalog_add_plus_resync_fixes_it(

@@ -16,7 +16,7 @@ from controller.stripe_lookup import StripeLineItems, StripeRateLimited
 from passops.testing import stripe_events as se
 from passops.testing.emulator import EmulatedCluster
 from passops.testing.fake_stripe import FakeStripe, redacted, run_fake_stripe, secret_key
-from tests.e2e.test_on_emulator import running_stack
+from tests.fixtures.stack import running_stack
 
 
 def errors_counted(registry: CollectorRegistry) -> float:
