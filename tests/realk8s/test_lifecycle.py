@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.db import create_engine
+from controller.db import create_engine, upgrade
 from passops.kube import purchase_client
 from passops.testing import stripe_events as se
+from passops.testing.postgres import create_database, stoppable_postgres
 from passops.testing.realk8s import RealCluster
 from tests.e2e.scenarios import COMPLETED, FAILED, _accepted, _conditions, _user
 from tests.e2e.stack import Stack
@@ -147,3 +148,49 @@ async def test_ready_purchases_leave_the_cluster_after_the_retention_but_failed_
         assert len(await stack.rows(ready["id"])) == 1
         await asyncio.sleep(3.5)
         assert (await stack.purchases.get(failed_name))["status"]["phase"] == "Failed"
+
+
+async def test_a_database_outage_shows_in_kubectl_then_heals_with_one_row(
+    real_cluster: RealCluster, tmp_path: Path
+) -> None:
+    """PostgreSQL down: `kubectl get pp -o wide` shows DatabaseUnavailable and the next retry,
+    attempts grow with backoff, Stalled=True after PASSOPS_STALLED_AFTER while retries go on; back
+    up: Ready with exactly one row."""
+    with stoppable_postgres() as server:
+        database = await asyncio.to_thread(_migrated, server.url)
+        async with deployed_stack(
+            real_cluster,
+            database,
+            tmp_path,
+            PASSOPS_BACKOFF_BASE="0.5s",
+            PASSOPS_BACKOFF_CAP="2s",
+            PASSOPS_STALLED_AFTER="4s",
+        ) as (deployed, stack):
+            await asyncio.to_thread(server.stop)
+            try:
+                session = se.paid_session(client_reference_id=_user(), metadata={"pass_id": "day-pass"})
+                name = await _accepted(stack, se.event(COMPLETED, session))  # the gateway needs no database
+                body = await stack.wait_for(name, lambda b: (b.get("status") or {}).get("attempts", 0) >= 3)
+                assert body["status"]["phase"] == "Reconciling"
+                assert body["status"]["lastError"]["reason"] == "DatabaseUnavailable"
+                assert body["status"]["nextAttemptAt"]
+                wide = await asyncio.to_thread(
+                    real_cluster.kubectl, "get", "pp", name, "-n", deployed.namespace, "-o", "wide"
+                )
+                assert "DatabaseUnavailable" in wide.stdout
+                stalled = await stack.wait_for(
+                    name, lambda b: _conditions(b).get("Stalled", {}).get("status") == "True", within=15
+                )
+                assert _conditions(stalled)["Stalled"]["reason"] == "DatabaseUnavailable"
+                assert stalled["status"]["nextAttemptAt"]  # still retrying
+            finally:
+                await asyncio.to_thread(server.start)
+            ready = await stack.wait_for_phase(name, "Ready", within=30)
+            assert _conditions(ready)["Stalled"]["status"] == "False"
+            assert len(await stack.rows(session["id"])) == 1
+
+
+def _migrated(server_url: str) -> str:
+    url = create_database(server_url, f"outage_{uuid.uuid4().hex[:8]}")
+    upgrade(url)
+    return url
