@@ -79,7 +79,9 @@ def plan(
         attempts = previous_attempts + 1 if outcome.counts_as_attempt else 0
         status["attempts"] = attempts
         if outcome.requeue is Requeue.BACKOFF:
-            requeue_after = max(retry_delay(attempts, settings.backoff, rng), outcome.retry_after or 0.0)
+            # A dependency's Retry-After is honoured, up to the slow re-check: never parked for long.
+            asked = min(outcome.retry_after or 0.0, max(settings.backoff.cap, settings.recheck_interval))
+            requeue_after = max(retry_delay(attempts, settings.backoff, rng), asked)
         elif outcome.requeue is Requeue.SLOW:
             spread = settings.recheck_interval * settings.backoff.jitter
             requeue_after = settings.recheck_interval + (rng or random).uniform(-spread, spread)

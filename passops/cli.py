@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -98,7 +100,8 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     # Request-level chatter of the HTTP libraries is noise at INFO (and could echo URLs).
-    for noisy in ("aiohttp.access", "kubernetes_asyncio", "urllib3", "alembic.runtime.plugins"):
+    # stripe logs every API error at INFO, with the tail of the API key: not for our logs.
+    for noisy in ("aiohttp.access", "kubernetes_asyncio", "urllib3", "alembic.runtime.plugins", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -344,14 +347,21 @@ def status(
 async def _rows(session_ids: list[str], url: str | None) -> tuple[dict[str, Any], str | None]:
     if not url:
         return {}, "no database configured (PASSOPS_DATABASE_URL)"
+    import sqlalchemy.exc
+
     from controller.db import DatabaseUnavailable, Ledger, create_engine
 
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError, ImportError) as exc:
+        return {}, f"invalid database URL ({type(exc).__name__}); expected postgresql://..."
     try:
         ledger = Ledger(engine)
         return {sid: await ledger.get_subscription(sid) for sid in session_ids}, None
     except DatabaseUnavailable as exc:
         return {}, f"cannot reach the database: {exc}"
+    except sqlalchemy.exc.ProgrammingError:
+        return {}, "the database has no passops schema yet: run `passops migrate` first"
     finally:
         await engine.dispose()
 
@@ -365,13 +375,15 @@ def resync(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until each is handled; print the outcome.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    timeout: Annotated[float, typer.Option(min=0.0, max=86400.0, help="Seconds --wait waits.")] = 60.0,
     namespace: Namespace = DEFAULT_NAMESPACE,
 ) -> None:
     """Reconcile purchases now from scratch (sets passops.dev/resync-requested-at)."""
     from passops.support.resync import request, resync_value, wait_handled
     from passops.support.selection import Selection
 
+    if not math.isfinite(timeout):
+        raise fail("--timeout must be a number of seconds", 2)
     selection = Selection(tuple(names or ()), selector, stalled, failed, allow_all=False)
     value = resync_value()
 
@@ -417,6 +429,9 @@ catalog_app = typer.Typer(no_args_is_help=True, help="The pass catalog: which St
 app.add_typer(catalog_app, name="catalog")
 
 
+_PRICE_ID = re.compile(r"price_[A-Za-z0-9_]{1,200}")
+
+
 def _with_ledger(database_url: str | None, work: Callable[[Ledger], Awaitable[T]]) -> T:
     """Run ``work`` on the ledger; database failures become one sentence and exit 1."""
     url = _database_url(database_url)
@@ -437,6 +452,11 @@ def _with_ledger(database_url: str | None, work: Callable[[Ledger], Awaitable[T]
         return asyncio.run(run())
     except DatabaseUnavailable as exc:
         raise fail(f"cannot reach the database: {exc}") from None
+    except (sqlalchemy.exc.ArgumentError, ValueError, ImportError) as exc:
+        # The URL itself (it may hold a password: never echoed); ImportError: another dialect's driver.
+        raise fail(f"invalid database URL ({type(exc).__name__}); expected postgresql://...") from None
+    except sqlalchemy.exc.DataError as exc:
+        raise fail(f"the database refused a value: {str(exc.orig).splitlines()[0]}") from None
     except sqlalchemy.exc.ProgrammingError as exc:
         if "does not exist" in str(exc.orig):
             raise fail("the database has no passops schema yet: run `passops migrate` first") from None
@@ -449,11 +469,18 @@ def catalog_add(
     price: Annotated[str, typer.Option("--price", help="The Stripe price id (price_...).")],
     tenant: Annotated[str, typer.Option(help="Tenant the price belongs to.")] = "default",
     name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
-    days: Annotated[int | None, typer.Option(min=1, help="Validity in days (omit: no end).")] = None,
+    days: Annotated[
+        int | None, typer.Option(min=1, max=36500, help="Validity in days, up to 100 years (omit: no end).")
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Say which pass a Stripe price sells (a pass may have several prices); then
     `passops resync --stalled` grants the purchases that waited for it."""
+    pass_id, price, tenant = pass_id.strip(), price.strip(), tenant.strip()
+    if not pass_id or not tenant:
+        raise fail("--pass and --tenant must not be empty", 2)
+    if not _PRICE_ID.fullmatch(price):
+        raise fail(f"--price must be a Stripe price id (price_...), got {price!r}", 2)
 
     async def add(ledger: Ledger) -> tuple[Any, Any]:
         before = await ledger.resolve_pass(tenant, None, price)

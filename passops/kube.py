@@ -80,12 +80,14 @@ def _translate(exc: BaseException, what: str) -> KubeError:
 
 
 def _kubeconfig_path(explicit: str | None) -> str:
-    # Read KUBECONFIG now: kubernetes_asyncio reads it once, at import time.
+    # Read KUBECONFIG now: kubernetes_asyncio reads it once, at import time. Like kubectl, missing
+    # files in a list are skipped (the first existing one is used; no merging).
     path = explicit or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    first = Path(path.split(os.pathsep)[0]).expanduser()
-    if not first.exists():
-        raise config.ConfigException(f"no kubeconfig at {first}")
-    return str(first)
+    candidates = [Path(p).expanduser() for p in path.split(os.pathsep) if p]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    raise config.ConfigException(f"no kubeconfig at {os.pathsep.join(map(str, candidates)) or path}")
 
 
 async def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
@@ -94,9 +96,15 @@ async def load_configuration(kubeconfig: str | None = None) -> client.Configurat
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        await config.load_kube_config(
-            config_file=_kubeconfig_path(kubeconfig), client_configuration=configuration
-        )
+        path = _kubeconfig_path(kubeconfig)
+        try:
+            await config.load_kube_config(config_file=path, client_configuration=configuration)
+        except config.ConfigException:
+            raise
+        except Exception as exc:  # YAML errors, a plain string, an unreadable file...
+            raise config.ConfigException(
+                f"the kubeconfig at {path} is not valid ({type(exc).__name__})"
+            ) from None
     return configuration
 
 

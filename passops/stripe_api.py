@@ -6,10 +6,15 @@ Retries belong to the callers: the controller's backoff (visible in status), or 
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 
 import aiohttp
 import stripe
+
+# The stripe library logs every API error at INFO, quoting the tail of the API key: ours are enough.
+logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 def new_client(
@@ -28,7 +33,8 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
     for key, value in (headers or {}).items():
         if str(key).lower() == "retry-after":
             try:
-                return max(float(value), 0.0)
+                seconds = float(value)
             except ValueError:
                 return None
+            return max(seconds, 0.0) if math.isfinite(seconds) else None
     return None

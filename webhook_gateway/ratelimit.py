@@ -63,5 +63,7 @@ class TokenBucket:
         idle = [key for key, b in self._buckets.items() if self._level(b, now) >= self.burst]
         for key in idle:
             del self._buckets[key]
-        while len(self._buckets) >= _MAX_KEYS:  # all busy: forget the longest-tracked ones
+        # All busy: forget the longest-tracked tenth at once, so that this O(n) sweep runs once per
+        # thousand new keys, not on every one (it runs on the event loop that serves webhooks).
+        while len(self._buckets) >= _MAX_KEYS * 0.9:
             del self._buckets[next(iter(self._buckets))]

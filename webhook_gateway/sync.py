@@ -80,7 +80,15 @@ class StripeSessions:
             raise _unavailable(exc) from None
         except _STRIPE_ERRORS as exc:
             raise _unavailable(exc) from None  # not chained: the response would carry headers and all
-        return [session.to_dict(for_json=True) for session in page.data]
+        data = getattr(page, "data", None)
+        if not isinstance(data, list):
+            raise StripeUnavailable("the Stripe API answered with no list of sessions")
+        # Skip what is not a session object with an id: one odd entry must not lose the others.
+        return [
+            item.to_dict(for_json=True)
+            for item in data
+            if isinstance(item, stripe.StripeObject) and isinstance(getattr(item, "id", None), str)
+        ]
 
     async def close(self) -> None:
         if self._used:  # closing an unused transport would first open a session
@@ -125,6 +133,8 @@ def sync_facts(session: Mapping[str, Any], *, default_tenant: str) -> PurchaseFa
     if session.get("status") != "complete" or session.get("mode") == "setup":
         return None  # open: not bought yet; expired: never bought; setup: nothing bought
     spec = spec_from_session(session, default_tenant=default_tenant, source=Source.SYNC)
+    if "checkoutSessionId" not in spec:  # an id the gateway refuses (NUL, lone surrogates...)
+        return None
     # No event: the EventInfo only tells store_purchase's duplicate check that this is none.
     info = EventInfo(id=f"sync:{session_id}", type="sync", session_id=session_id)
     return PurchaseFacts(name=purchase_name(session_id), spec=spec, labels=labels_for(spec), event=info)
@@ -186,7 +196,7 @@ class CustomerSync:
                 503, "not_configured", "customer sync is not configured (no PASSOPS_STRIPE_API_KEY)"
             )
         customer = request.match_info["stripeCustomerId"]
-        if not _CUSTOMER_ID.match(customer):
+        if not _CUSTOMER_ID.fullmatch(customer):
             return _error(400, "invalid_customer", "not a Stripe customer id (cus_...)")
         wait = self._limiter.acquire(customer)
         if wait is not None:

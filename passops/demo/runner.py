@@ -134,7 +134,8 @@ async def run_demo(
                             _explain_keep_running(
                                 console, cluster.kubeconfig, None if database_url else db_url
                             )
-                            await asyncio.Event().wait()  # until Ctrl-C cancels the demo
+                            # kopf owns SIGINT/SIGTERM here: it stops the operator, and so the demo.
+                            await asyncio.wait({operator})
                     finally:
                         await gateway.close()
             finally:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from passops.kube import Body, Invalid, NotFound, PurchaseClient
 from passops.resource import LABEL_PHASE
+
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # a DNS-1123 subdomain, as Kubernetes names are
 
 
 class SelectionError(Exception):
@@ -23,6 +26,11 @@ class Selection:
     allow_all: bool = True  # `status --all` reads everything; `resync` has no --all on purpose
 
     def validate(self) -> None:
+        for name in self.names:
+            if len(name) > 253 or not _NAME.fullmatch(name):
+                raise SelectionError(
+                    f"{name!r} is not a PassPurchase name (lower-case letters, digits, '-', '.')"
+                )
         options = "-l SELECTOR, --stalled, --failed" + (" or --all" if self.allow_all else "")
         chosen = sum(bool(x) for x in (self.names, self.selector, self.stalled, self.failed))
         if not chosen and not self.all:
