@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.stripe",
     "tests.fixtures.fake_stripe",
+    "tests.fixtures.sync_gateway",
     "tests.fixtures.realk8s",
 ]

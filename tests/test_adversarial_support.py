@@ -20,67 +20,19 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import REGISTRY
 
-from passops.config import Settings
 from passops.kube import PurchaseClient
 from passops.resource import PLURAL, purchase_name
 from passops.testing import stripe_events as se
 from passops.testing.emulator import EmulatedCluster
 from passops.testing.fake_stripe import FakeStripe, redacted, secret_key
 from tests.fixtures.stack import running_stack
-from webhook_gateway import create_app
+from tests.fixtures.sync_gateway import AUTH, TOKEN, Client, GatewayFactory, customer_id, recovered
 from webhook_gateway.ratelimit import TokenBucket
 
-TOKEN = "adv-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PASSOPS = str(Path(sys.executable).with_name("passops"))
 KUBECTL_PASSOPS = str(Path(sys.executable).with_name("kubectl-passops"))
 SECRET_PW = "pw-Sekr1t-xyz"
-
-Client = TestClient[Any, Any]
-GatewayFactory = Callable[..., Awaitable[Client]]
-
-
-def recovered() -> float:
-    return REGISTRY.get_sample_value("passops_stripe_sync_recovered_total") or 0.0
-
-
-def customer_id() -> str:
-    return se.stripe_id("cus", 14)
-
-
-@pytest.fixture
-async def gateway_for(
-    purchases: PurchaseClient, webhook_secret: str, fake_stripe: FakeStripe
-) -> AsyncIterator[GatewayFactory]:
-    clients: list[Client] = []
-
-    async def start(
-        api_key: str | None = fake_stripe.api_key,
-        limiter: TokenBucket | None = None,
-        api_base: str | None = None,
-    ) -> Client:
-        settings = Settings(
-            stripe_webhook_secrets=(webhook_secret,),
-            api_token=TOKEN,
-            stripe_api_key=api_key,
-            stripe_api_base=api_base or fake_stripe.url,
-        )
-        client: Client = TestClient(TestServer(create_app(settings, purchases, sync_limiter=limiter)))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
-
-
-@pytest.fixture
-async def gateway(gateway_for: GatewayFactory) -> Client:
-    return await gateway_for()
 
 
 async def raw_request(client: Client, request: bytes) -> tuple[int, bytes]:
@@ -369,7 +321,8 @@ async def test_concurrent_syncs_of_one_customer_create_each_purchase_once(
     for session in sessions:
         stored = emulator.get(PLURAL, purchase_name(session["id"]))
         assert stored is not None
-    assert emulator.get(PLURAL, purchase_name(sessions[0]["id"]))["spec"]["source"] == "webhook"
+    first = emulator.get(PLURAL, purchase_name(sessions[0]["id"]))
+    assert first is not None and first["spec"]["source"] == "webhook"
     mine = [
         o
         for o in emulator.objects(PLURAL)

@@ -4,65 +4,17 @@ local fake of the Stripe API, purchases stored on the Kubernetes API emulator.""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import REGISTRY
 
-from passops.config import Settings
-from passops.kube import PurchaseClient
 from passops.resource import LABEL_CUSTOMER, PLURAL, purchase_name
 from passops.testing import stripe_events as se
 from passops.testing.emulator import EmulatedCluster
 from passops.testing.fake_stripe import FakeStripe, redacted, secret_key
 from tests.fixtures.stripe import SignDelivery
-from webhook_gateway import create_app
+from tests.fixtures.sync_gateway import AUTH, TOKEN, Client, GatewayFactory, customer_id, recovered
 from webhook_gateway.ratelimit import TokenBucket
-
-TOKEN = "sync-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-Client = TestClient[Any, Any]
-GatewayFactory = Callable[..., Awaitable[Client]]
-
-
-def recovered() -> float:
-    return REGISTRY.get_sample_value("passops_stripe_sync_recovered_total") or 0.0
-
-
-def customer_id() -> str:
-    return se.stripe_id("cus", 14)
-
-
-@pytest.fixture
-async def gateway_for(
-    purchases: PurchaseClient, webhook_secret: str, fake_stripe: FakeStripe
-) -> AsyncIterator[GatewayFactory]:
-    """``await gateway_for(api_key=..., limiter=...)``: a test client of a gateway on the fake."""
-    clients: list[Client] = []
-
-    async def start(api_key: str | None = fake_stripe.api_key, limiter: TokenBucket | None = None) -> Client:
-        settings = Settings(
-            stripe_webhook_secrets=(webhook_secret,),
-            api_token=TOKEN,
-            stripe_api_key=api_key,
-            stripe_api_base=fake_stripe.url,
-        )
-        client: Client = TestClient(TestServer(create_app(settings, purchases, sync_limiter=limiter)))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
-
-
-@pytest.fixture
-async def gateway(gateway_for: GatewayFactory) -> Client:
-    return await gateway_for()
 
 
 async def sync(gateway: Client, customer: str, headers: dict[str, str] = AUTH) -> tuple[int, Any]:
