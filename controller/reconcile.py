@@ -17,6 +17,7 @@ from controller.conditions import (
     STALLED,
     USER_RESOLVED,
     Condition,
+    by_type,
 )
 from controller.conditions import Status as S
 from controller.outcome import ErrorInfo, Outcome, Requeue, Result
@@ -252,16 +253,20 @@ def _unknown_user(reason: str) -> Condition:
     return Condition(USER_RESOLVED, S.UNKNOWN, reason, "not looked up yet")
 
 
+def _kept(purchase: PurchaseView, type_: str, otherwise: Condition) -> Condition:
+    """The condition as the last visit left it (what this visit did not re-evaluate), else ``otherwise``."""
+    old = by_type(purchase.status.get("conditions")).get(type_)
+    if old is None or old.get("status") not in tuple(S):
+        return otherwise
+    return Condition(type_, S(str(old.get("status"))), str(old.get("reason")), str(old.get("message")))
+
+
 def _paused(purchase: PurchaseView) -> Outcome:
     message = "paused by the passops.dev/paused annotation: no database writes, no retries"
-    previous = {str(c.get("type")): c for c in purchase.status.get("conditions") or () if isinstance(c, dict)}
 
     def kept(type_: str) -> Condition:
         # Pausing changes nothing that was true: keep what the last visit found, as it found it.
-        old = previous.get(type_)
-        if old is None:
-            return Condition(type_, S.UNKNOWN, "Paused", message)
-        return Condition(type_, S(str(old.get("status"))), str(old.get("reason")), str(old.get("message")))
+        return _kept(purchase, type_, Condition(type_, S.UNKNOWN, "Paused", message))
 
     return Outcome(
         phase=Phase.PAUSED,
@@ -332,21 +337,10 @@ def _stalled(
 
 
 def _transient(exc: TransientError, purchase: PurchaseView) -> Outcome:
-    previous = {str(c.get("type")): c for c in purchase.status.get("conditions") or () if isinstance(c, dict)}
     payment = Condition(
         PAYMENT_CONFIRMED, S.TRUE, "Paid", f"payment status {purchase.spec.get('paymentStatus')}"
     )
-    old_user = previous.get(USER_RESOLVED)
-    user = (
-        Condition(
-            USER_RESOLVED,
-            S(str(old_user.get("status"))),
-            str(old_user.get("reason")),
-            str(old_user.get("message")),
-        )
-        if old_user is not None and old_user.get("status") in ("True", "False", "Unknown")
-        else _unknown_user(exc.reason)
-    )
+    user = _kept(purchase, USER_RESOLVED, _unknown_user(exc.reason))
     return Outcome(
         phase=Phase.RECONCILING,
         result=Result.RETRY,

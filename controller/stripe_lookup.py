@@ -17,8 +17,7 @@ import stripe
 
 from controller.metrics import ControllerMetrics
 from controller.reconcile import PermanentError, TransientError
-from passops import stripe_api
-from passops.stripe_api import new_client
+from passops.stripe_api import new_client, retry_after
 
 log = logging.getLogger("passops.controller.stripe")
 
@@ -33,14 +32,10 @@ class StripeRateLimited(TransientError):
         super().__init__("StripeUnavailable", message, retry_after=retry_after)
 
 
-def retry_after(exc: stripe.StripeError) -> float | None:
-    return stripe_api.retry_after(exc.headers)
-
-
 def translate(exc: BaseException, what: str, *, secret: str) -> TransientError | PermanentError:
     """The reconciler's error for a failed Stripe call about ``what``; ``secret`` never appears."""
     if isinstance(exc, stripe.RateLimitError):
-        wait = retry_after(exc)
+        wait = retry_after(exc.headers)
         hint = f"; Stripe asks to retry after {wait:g}s" if wait is not None else ""
         return StripeRateLimited(_redact(f"Stripe rate-limited the request for {what}{hint}", secret), wait)
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):

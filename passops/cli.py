@@ -347,23 +347,14 @@ def status(
 async def _rows(session_ids: list[str], url: str | None) -> tuple[dict[str, Any], str | None]:
     if not url:
         return {}, "no database configured (PASSOPS_DATABASE_URL)"
-    import sqlalchemy.exc
 
-    from controller.db import DatabaseUnavailable, Ledger, create_engine
+    async def rows_of(ledger: Ledger) -> dict[str, Any]:
+        return {sid: await ledger.get_subscription(sid) for sid in session_ids}
 
     try:
-        engine = create_engine(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError, ImportError) as exc:
-        return {}, f"invalid database URL ({type(exc).__name__}); expected postgresql://..."
-    try:
-        ledger = Ledger(engine)
-        return {sid: await ledger.get_subscription(sid) for sid in session_ids}, None
-    except DatabaseUnavailable as exc:
-        return {}, f"cannot reach the database: {exc}"
-    except sqlalchemy.exc.ProgrammingError:
-        return {}, "the database has no passops schema yet: run `passops migrate` first"
-    finally:
-        await engine.dispose()
+        return await _on_ledger(url, rows_of), None
+    except DatabaseProblem as exc:
+        return {}, str(exc)
 
 
 @app.command()
@@ -432,35 +423,46 @@ app.add_typer(catalog_app, name="catalog")
 _PRICE_ID = re.compile(r"price_[A-Za-z0-9_]{1,200}")
 
 
+class DatabaseProblem(Exception):
+    """One sentence on why the database could not answer (never the URL: it may hold a password)."""
+
+
+async def _on_ledger(url: str, work: Callable[[Ledger], Awaitable[T]]) -> T:
+    import sqlalchemy.exc
+
+    from controller.db import DatabaseUnavailable, Ledger, create_engine
+
+    try:
+        engine = create_engine(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError, ImportError) as exc:  # ImportError: another driver
+        raise DatabaseProblem(
+            f"invalid database URL ({type(exc).__name__}); expected postgresql://..."
+        ) from None
+    try:
+        return await work(Ledger(engine))
+    except DatabaseUnavailable as exc:
+        raise DatabaseProblem(f"cannot reach the database: {exc}") from None
+    except sqlalchemy.exc.DataError as exc:
+        raise DatabaseProblem(f"the database refused a value: {str(exc.orig).splitlines()[0]}") from None
+    except sqlalchemy.exc.ProgrammingError as exc:
+        if "does not exist" in str(exc.orig):
+            raise DatabaseProblem(
+                "the database has no passops schema yet: run `passops migrate` first"
+            ) from None
+        raise
+    finally:
+        await engine.dispose()
+
+
 def _with_ledger(database_url: str | None, work: Callable[[Ledger], Awaitable[T]]) -> T:
     """Run ``work`` on the ledger; database failures become one sentence and exit 1."""
     url = _database_url(database_url)
     if not url:
         raise fail("no database: set PASSOPS_DATABASE_URL (or DATABASE_URL)", 2)
-    import sqlalchemy.exc
-
-    from controller.db import DatabaseUnavailable, Ledger, create_engine
-
-    async def run() -> T:
-        engine = create_engine(url)
-        try:
-            return await work(Ledger(engine))
-        finally:
-            await engine.dispose()
-
     try:
-        return asyncio.run(run())
-    except DatabaseUnavailable as exc:
-        raise fail(f"cannot reach the database: {exc}") from None
-    except (sqlalchemy.exc.ArgumentError, ValueError, ImportError) as exc:
-        # The URL itself (it may hold a password: never echoed); ImportError: another dialect's driver.
-        raise fail(f"invalid database URL ({type(exc).__name__}); expected postgresql://...") from None
-    except sqlalchemy.exc.DataError as exc:
-        raise fail(f"the database refused a value: {str(exc.orig).splitlines()[0]}") from None
-    except sqlalchemy.exc.ProgrammingError as exc:
-        if "does not exist" in str(exc.orig):
-            raise fail("the database has no passops schema yet: run `passops migrate` first") from None
-        raise
+        return asyncio.run(_on_ledger(url, work))
+    except DatabaseProblem as exc:
+        raise fail(str(exc)) from None
 
 
 @catalog_app.command("add")

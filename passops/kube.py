@@ -10,11 +10,11 @@ import asyncio
 import builtins
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiohttp
 from kubernetes_asyncio import client, config
@@ -23,6 +23,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from passops.resource import GROUP, PLURAL, VERSION
 
 Body = dict[str, Any]
+T = TypeVar("T")
 _MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -123,11 +124,15 @@ class PurchaseClient:
         self.namespace = namespace
         self._timeout = timeout
 
-    async def _call(self, what: str, coro: Any) -> Body:
+    async def _request(self, what: str, coro: Awaitable[T]) -> T:
+        """One API call, bounded in time, its failures translated to our exceptions."""
         try:
-            return cast(Body, await asyncio.wait_for(coro, timeout=self._timeout))
+            return await asyncio.wait_for(coro, timeout=self._timeout)
         except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _translate(exc, what) from None
+
+    async def _call(self, what: str, coro: Awaitable[Any]) -> Body:
+        return cast(Body, await self._request(what, coro))
 
     async def get(self, name: str) -> Body:
         return await self._call(
@@ -232,27 +237,17 @@ class PurchaseClient:
 
     async def list_events(self, name: str) -> builtins.list[Body]:
         """The core/v1 Events about one purchase, oldest first."""
-        try:
-            result = await asyncio.wait_for(
-                self._core.list_namespaced_event(
-                    self.namespace, field_selector=f"involvedObject.name={name}"
-                ),
-                timeout=self._timeout,
-            )
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _translate(exc, "list events") from None
+        result = await self._request(
+            "list events",
+            self._core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}"),
+        )
         payload = self._api_client.sanitize_for_serialization(result)
         items = [i for i in payload.get("items") or [] if (i.get("involvedObject") or {}).get("name") == name]
         return sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 
     async def crd_established(self) -> bool:
         """Whether the CRD is installed and established (for readiness probes)."""
-        try:
-            crd = await asyncio.wait_for(
-                self._ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}"), timeout=self._timeout
-            )
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _translate(exc, "get crd") from None
+        crd = await self._request("get crd", self._ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}"))
         conditions = (crd.status.conditions if crd.status else None) or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
